@@ -1,0 +1,157 @@
+"""The ``fiqa-bench`` command line.
+
+    fiqa-bench list {methods,models,datasets,protocols}
+    fiqa-bench embed --model M --dataset D [--split S] --out FILE.npz
+    fiqa-bench verify --model M --dataset lfw --split devtest --pairs devtest
+
+Global options (before or after the command): ``--data-root`` (default
+``$FIQA_BENCH_DATA`` or ``../shared/datasets``), ``--cache-dir`` (default
+``$FIQA_BENCH_CACHE`` or ``~/.cache/fiqa-bench``), ``--workers``, ``--quiet``.
+Errors in the user's input (missing dataset, unknown name, bad checkpoint)
+print one line on stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from fiqa_bench.paths import resolve_cache_dir, resolve_data_root
+from fiqa_bench.registry import Registry, UnknownNameError
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-root", default=None, help="folder holding the datasets "
+                        "(default: $FIQA_BENCH_DATA or ../shared/datasets)")
+    parser.add_argument("--cache-dir", default=None, help="cache folder (default: $FIQA_BENCH_CACHE "
+                        "or ~/.cache/fiqa-bench)")
+    parser.add_argument("--workers", type=int, default=None, help="processes for face alignment "
+                        "(default: CPU count)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fiqa-bench", description="Face Image Quality Assessment benchmark")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="list registered methods, models, datasets or protocols")
+    p.add_argument("what", choices=["methods", "models", "datasets", "protocols"])
+
+    for name, helptext in (("embed", "embed a dataset with a recognition model"),
+                           ("verify", "verification accuracy on a dataset's pair list")):
+        p = sub.add_parser(name, help=helptext)
+        _common(p)
+        p.add_argument("--model", required=True, help="recognition model (fiqa-bench list models)")
+        p.add_argument("--weights", default=None, help="checkpoint for models that load one")
+        p.add_argument("--dataset", required=True, help="'lfw' or 'folder:PATH'")
+        p.add_argument("--split", default=None, help="dataset split (lfw: all, devtrain, devtest)")
+        p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+        if name == "embed":
+            p.add_argument("--out", required=True, type=Path, help="output .npz")
+        else:
+            p.add_argument("--pairs", default="devtest", help="pair list of the dataset (lfw: view2, "
+                           "devtrain, devtest)")
+    return parser
+
+
+def _registry(what: str) -> Registry:
+    if what == "models":
+        from fiqa_bench.recognition import _builtin  # noqa: F401
+        from fiqa_bench.recognition.registry import MODELS
+
+        return MODELS
+    if what == "datasets":
+        from fiqa_bench.data import DATASETS
+
+        return DATASETS
+    from fiqa_bench.method import METHODS, PROTOCOLS, load_plugins
+
+    load_plugins()
+    return METHODS if what == "methods" else PROTOCOLS
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    registry = _registry(args.what)
+    entries = registry.entries()
+    if not entries:
+        print(f"no {args.what} registered yet")
+        return 0
+    width = max(len(e.name) for e in entries)
+    for e in entries:
+        alias = f"  (aliases: {', '.join(e.aliases)})" if e.aliases else ""
+        print(f"{e.name:<{width}}  {e.description}{alias}")
+    return 0
+
+
+def _embeddings(args: argparse.Namespace):  # noqa: ANN202
+    from fiqa_bench.data import load_dataset
+    from fiqa_bench.pipeline import embed_dataset
+    from fiqa_bench.recognition import create_model
+
+    dataset = load_dataset(args.dataset, resolve_data_root(args.data_root), args.split)
+    model = create_model(args.model, args.weights, args.device)
+    result = embed_dataset(dataset, model, resolve_cache_dir(args.cache_dir), workers=args.workers,
+                           progress=not args.quiet)
+    return dataset, result
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    _, result = _embeddings(args)
+    result.save(args.out)
+    meta = result.meta
+    print(f"wrote {args.out}: {meta['n_images']} images, {meta['n_failed']} failed, "
+          f"{meta['n_fallback_box']} with no detected face (fallback box), model {meta['model']}, "
+          f"{time.perf_counter() - start:.1f} s")
+    for path, reason in zip(result.paths[result.failed], result.reasons[result.failed]):
+        print(f"  failed: {path}: {reason}", file=sys.stderr)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from fiqa_bench.data import DatasetError
+    from fiqa_bench.metrics.verification import best_threshold_accuracy
+
+    dataset, result = _embeddings(args)
+    pairs = dataset.pairs.get(args.pairs)
+    if not pairs:
+        raise DatasetError(f"{dataset.name} has no pairs named {args.pairs!r} in this split; "
+                           f"available: {sorted(k for k, v in dataset.pairs.items() if v)}")
+    first = np.array([p.first for p in pairs])
+    second = np.array([p.second for p in pairs])
+    genuine = np.array([p.genuine for p in pairs])
+    emb = result.embeddings
+    usable = ~(result.failed[first] | result.failed[second])
+    scores = np.einsum("ij,ij->i", emb[first[usable]], emb[second[usable]])
+    acc = best_threshold_accuracy(scores, genuine[usable])
+    summary = {"dataset": dataset.name, "pairs": args.pairs, "model": result.meta["model"],
+               "accuracy": acc.accuracy, "threshold": acc.threshold, "n_genuine": acc.n_genuine,
+               "n_impostor": acc.n_impostor, "pairs_dropped_failed_image": int((~usable).sum())}
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "embed": cmd_embed, "verify": cmd_verify}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from fiqa_bench.data import DatasetError
+
+    try:
+        return COMMANDS[args.command](args)
+    except (DatasetError, UnknownNameError, FileNotFoundError, ValueError) as err:
+        print(f"fiqa-bench: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fiqa-bench: interrupted; finished shards are cached, rerun to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,47 @@
+"""Datasets and how they are named on the command line.
+
+``--dataset lfw`` (with ``--split all|devtrain|devtest``) or
+``--dataset folder:PATH``.  Each kind is an entry of :data:`DATASETS`, a
+loader ``(argument, data_root, split) -> Dataset``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from fiqa_bench.data.base import Dataset, DatasetError, Pair, Sample
+from fiqa_bench.data.folder import load_folder
+from fiqa_bench.data.lfw import load_lfw
+from fiqa_bench.registry import Registry
+
+DatasetLoader = Callable[[str | None, Path, str | None], Dataset]
+
+DATASETS: Registry[DatasetLoader] = Registry("dataset")
+
+
+def _lfw(argument: str | None, data_root: Path, split: str | None) -> Dataset:
+    if argument:
+        raise DatasetError(f"'lfw' takes no argument after ':', got {argument!r}; use --split")
+    return load_lfw(data_root, split or "all")
+
+
+def _folder(argument: str | None, data_root: Path, split: str | None) -> Dataset:
+    if not argument:
+        raise DatasetError("'folder' needs a path: --dataset folder:PATH")
+    if split not in (None, "all"):
+        raise DatasetError(f"an image folder has no split {split!r}; only 'all'")
+    return load_folder(Path(argument))
+
+
+DATASETS.add("lfw", _lfw, description="Labeled Faces in the Wild, deep-funneled; splits all/devtrain/devtest")
+DATASETS.add("folder", _folder, description="any image folder: folder:PATH, identity = first-level subfolder")
+
+
+def load_dataset(spec: str, data_root: Path, split: str | None = None) -> Dataset:
+    """The dataset named by ``spec`` (``"lfw"`` or ``"folder:PATH"``)."""
+    kind, _, argument = spec.partition(":")
+    return DATASETS.get(kind)(argument or None, Path(data_root), split)
+
+
+__all__ = ["DATASETS", "Dataset", "DatasetError", "Pair", "Sample", "load_dataset"]

@@ -1,0 +1,110 @@
+"""Labeled Faces in the Wild (Huang et al., 2007), deep-funneled images.
+
+Expected layout under ``<data-root>/lfw/``::
+
+    images_deepfunneled/<Name>/<Name>_NNNN.jpg
+    lfw-names.txt        <Name>\\t<count>         (all 5,749 people)
+    peopleDevTrain.txt   <n> then <Name>\\t<count> (View 1 training people)
+    peopleDevTest.txt    <n> then <Name>\\t<count> (View 1 test people)
+    pairs.txt            View 2: "<folds>\\t<n>" then per fold n matched
+                         "<Name> i j" and n mismatched "<A> i <B> j" lines
+    pairsDevTrain.txt    View 1: "<n>" then n matched and n mismatched lines
+    pairsDevTest.txt     likewise
+
+Splits: ``all`` (13,233 images), ``devtrain`` (4,038 people, 9,525 images),
+``devtest`` (1,711 people, 3,708 images).  Pair lists: ``view2``
+(6,000 pairs, 10 folds), ``devtrain``, ``devtest``; a pair whose images are
+not in the chosen split is left out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fiqa_bench.data.base import Dataset, DatasetError, Pair, Sample
+
+IMAGES = "images_deepfunneled"
+SPLIT_FILES = {"all": "lfw-names.txt", "devtrain": "peopleDevTrain.txt", "devtest": "peopleDevTest.txt"}
+PAIR_FILES = {"view2": "pairs.txt", "devtrain": "pairsDevTrain.txt", "devtest": "pairsDevTest.txt"}
+EXPECTED_LAYOUT = (
+    "expected <data-root>/lfw/images_deepfunneled/<Name>/<Name>_NNNN.jpg plus lfw-names.txt, "
+    "peopleDevTrain.txt, peopleDevTest.txt and pairs*.txt (set --data-root or $FIQA_BENCH_DATA)"
+)
+
+
+def image_name(person: str, number: int) -> str:
+    """``<Name>/<Name>_NNNN.jpg`` for the ``number``-th (1-based) image of ``person``."""
+    return f"{person}/{person}_{number:04d}.jpg"
+
+
+def parse_people(path: Path) -> list[tuple[str, int]]:
+    """(name, image count) rows of ``lfw-names.txt`` or ``peopleDev*.txt``.
+
+    The peopleDev files begin with a line holding the number of rows; that
+    count is checked.
+    """
+    lines = [ln.split() for ln in path.read_text().splitlines() if ln.strip()]
+    declared = None
+    if lines and len(lines[0]) == 1:
+        declared = int(lines[0][0])
+        lines = lines[1:]
+    rows = []
+    for number, fields in enumerate(lines, start=1):
+        if len(fields) != 2:
+            raise DatasetError(f"{path}: line {number} should be '<Name> <count>', got {fields!r}")
+        rows.append((fields[0], int(fields[1])))
+    if declared is not None and declared != len(rows):
+        raise DatasetError(f"{path}: header says {declared} people, found {len(rows)}")
+    return rows
+
+
+def parse_pairs(path: Path) -> list[tuple[str, int, str, int]]:
+    """(name_a, number_a, name_b, number_b) rows of an LFW pairs file."""
+    lines = [ln.split() for ln in path.read_text().splitlines() if ln.strip()]
+    rows = []
+    for number, fields in enumerate(lines[1:], start=2):
+        if len(fields) == 3:
+            rows.append((fields[0], int(fields[1]), fields[0], int(fields[2])))
+        elif len(fields) == 4:
+            rows.append((fields[0], int(fields[1]), fields[2], int(fields[3])))
+        else:
+            raise DatasetError(f"{path}: line {number} is not a pair: {fields!r}")
+    return rows
+
+
+def load_lfw(data_root: Path, split: str = "all") -> Dataset:
+    """LFW restricted to ``split`` ("all", "devtrain" or "devtest").
+
+    Raises:
+        DatasetError: the folder or a protocol file is missing, an image
+            listed by the protocol files is absent, or ``split`` is unknown.
+    """
+    if split not in SPLIT_FILES:
+        raise DatasetError(f"unknown LFW split {split!r}; choose one of {sorted(SPLIT_FILES)}")
+    root = Path(data_root) / "lfw"
+    images = root / IMAGES
+    if not images.is_dir():
+        raise DatasetError(f"LFW not found: {images} does not exist; {EXPECTED_LAYOUT}")
+    people_file = root / SPLIT_FILES[split]
+    if not people_file.is_file():
+        raise DatasetError(f"LFW protocol file {people_file} is missing; {EXPECTED_LAYOUT}")
+    samples = []
+    for person, count in sorted(parse_people(people_file)):
+        for number in range(1, count + 1):
+            path = images / image_name(person, number)
+            if not path.is_file():
+                raise DatasetError(f"LFW image {path} listed in {people_file.name} is missing")
+            samples.append(Sample(path, person))
+    index = {s.path.relative_to(images).as_posix(): i for i, s in enumerate(samples)}
+    pairs = {}
+    for pair_name, file_name in PAIR_FILES.items():
+        pair_file = root / file_name
+        if not pair_file.is_file():
+            continue
+        kept = []
+        for a, i, b, j in parse_pairs(pair_file):
+            first, second = index.get(image_name(a, i)), index.get(image_name(b, j))
+            if first is not None and second is not None:
+                kept.append(Pair(first, second, a == b))
+        pairs[pair_name] = tuple(kept)
+    return Dataset(name=f"lfw:{split}", root=images, samples=tuple(samples), pairs=pairs)

@@ -1,0 +1,1 @@
+"""Faces: reading images, detection, landmarks and aligned chips."""

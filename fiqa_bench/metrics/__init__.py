@@ -1,0 +1,1 @@
+"""Pure-numpy metrics: no I/O, arrays in, small dataclasses out."""

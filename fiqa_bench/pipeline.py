@@ -1,0 +1,276 @@
+"""From a dataset to aligned chips and embeddings, cached and resumable.
+
+Three stages, each cached per image in a :class:`~fiqa_bench.cache.KeyedStore`
+keyed by the sha256 of the image file's bytes:
+
+1. faces: box + 5 landmarks (or the failure reason)    ``faces/<settings>/``
+2. chips: the aligned chip for one template             ``chips/<template>/<settings>/``
+3. embeddings: one model's embedding of the chip         ``embeddings/<model fingerprint>/<settings>/``
+
+A stage computes only the keys its store lacks, a shard of
+:data:`CHUNK` images at a time, so an interrupted run resumes where it
+stopped and a second identical call only hashes the files and reads the
+cache.  Images that cannot be read get a NaN embedding and a reason; they
+never stop the run.  Detection and chip cutting run in ``workers``
+processes; the network uses torch's threads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing as mp
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+from tqdm import tqdm
+
+from fiqa_bench.cache import KeyedStore
+from fiqa_bench.data import Dataset
+from fiqa_bench.faces.align import AlignmentSettings, FaceAligner, FaceAnalysis, ImageResult, process_image
+from fiqa_bench.faces.templates import ChipTemplate, get_template
+from fiqa_bench.recognition.base import RecognitionModel
+
+CHUNK = 512
+NOTE_SEPARATOR = "; "
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """A dataset's embeddings, in the dataset's sample order.
+
+    Attributes:
+        paths: image paths as strings.
+        identities: identity labels.
+        embeddings: ``(N, D)`` float32, unit rows; NaN rows for failures.
+        failed: ``(N,)`` bool, True where the image could not be embedded.
+        reasons: ``(N,)`` str, the failure reason, or non-fatal notes joined
+            by ``"; "``, or ``""``.
+        image_sha256: ``(N,)`` content hashes (the cache keys).
+        meta: model, fingerprint, template, settings, dataset name.
+    """
+
+    paths: np.ndarray
+    identities: np.ndarray
+    embeddings: np.ndarray
+    failed: np.ndarray
+    reasons: np.ndarray
+    image_sha256: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+    def save(self, path: Path) -> None:
+        """Write an ``.npz`` with every field (``meta`` as a JSON string)."""
+        import json
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as fh:
+            np.savez(fh, paths=self.paths, identities=self.identities, embeddings=self.embeddings,
+                     failed=self.failed, reasons=self.reasons, image_sha256=self.image_sha256,
+                     meta=np.array(json.dumps(self.meta, sort_keys=True)))
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> "Embeddings":
+        import json
+
+        with np.load(path, allow_pickle=False) as data:
+            return cls(paths=data["paths"], identities=data["identities"], embeddings=data["embeddings"],
+                       failed=data["failed"], reasons=data["reasons"], image_sha256=data["image_sha256"],
+                       meta=json.loads(str(data["meta"])))
+
+
+def file_key(path: Path) -> str:
+    """sha256 of the file's bytes; unreadable files get a key naming their path."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return "unreadable:" + hashlib.sha256(str(path).encode()).hexdigest()
+
+
+def hash_files(paths: list[Path], progress: bool = True) -> list[str]:
+    """:func:`file_key` of every path, with a progress bar."""
+    return [file_key(p) for p in tqdm(paths, desc="hashing images", unit="img", disable=not progress,
+                                      file=sys.stderr, leave=False)]
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# --- worker-process side -------------------------------------------------------------------------
+
+_WORKER_ALIGNER: FaceAligner | None = None
+
+
+def _init_worker(settings: AlignmentSettings) -> None:
+    global _WORKER_ALIGNER
+    import cv2
+
+    cv2.setNumThreads(1)
+    _WORKER_ALIGNER = FaceAligner(settings)
+
+
+def _work(job: tuple[str, tuple[ChipTemplate, ...], FaceAnalysis | None]) -> ImageResult:
+    path, templates, known = job
+    if _WORKER_ALIGNER is None:  # pragma: no cover - set by the pool initializer
+        raise RuntimeError("worker used without initialisation")
+    return process_image(_WORKER_ALIGNER, Path(path), templates, known)
+
+
+def _map_images(jobs: list, settings: AlignmentSettings, workers: int) -> Iterable[ImageResult]:
+    if workers <= 1:
+        _init_worker(settings)
+        return map(_work, jobs)
+    pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(settings,))
+    return _close_after(pool, pool.imap(_work, jobs, chunksize=8))
+
+
+def _close_after(pool, results: Iterable[ImageResult]) -> Iterator[ImageResult]:  # noqa: ANN001
+    try:
+        yield from results
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+# --- the stages ------------------------------------------------------------------------------------
+
+def _face_columns(results: list[ImageResult]) -> dict[str, np.ndarray]:
+    n = len(results)
+    boxes = np.full((n, 4), -1, np.int32)
+    marks = np.full((n, 5, 2), -1, np.int32)
+    failure = np.array([r.failure or "" for r in results], dtype=str)
+    notes = np.array([NOTE_SEPARATOR.join(r.notes) for r in results], dtype=str)
+    for i, r in enumerate(results):
+        if r.face is not None:
+            boxes[i] = r.face.box
+            marks[i] = r.face.landmarks
+    return {"box": boxes, "landmarks": marks, "failure": failure, "notes": notes}
+
+
+def ensure_chips(
+    paths: list[Path],
+    keys: list[str],
+    template: ChipTemplate,
+    settings: AlignmentSettings,
+    cache_dir: Path,
+    workers: int = 2,
+    progress: bool = True,
+) -> tuple[KeyedStore, KeyedStore]:
+    """Make sure the face and chip stores hold every key; returns (faces, chips)."""
+    digest = settings.digest()
+    faces = KeyedStore(cache_dir / "faces" / digest)
+    chips = KeyedStore(cache_dir / "chips" / template.name / digest)
+    todo = chips.missing(keys)
+    if not todo:
+        return faces, chips
+    path_of = dict(zip(keys, paths))
+    known_keys = [k for k in todo if k in faces]
+    known = dict(zip(known_keys, _faces_from_store(faces, known_keys))) if known_keys else {}
+    bar = tqdm(total=len(todo), desc=f"aligning faces ({template.name})", unit="img",
+               disable=not progress, file=sys.stderr)
+    jobs = [(str(path_of[k]), (template,), known.get(k)) for k in todo]
+    results = _map_images(jobs, settings, workers)
+    for chunk_keys in _chunks(todo, CHUNK):
+        chunk = [next(results) for _ in chunk_keys]
+        new = [(k, r) for k, r in zip(chunk_keys, chunk) if k not in known]
+        if new:
+            faces.put([k for k, _ in new], _face_columns([r for _, r in new]))
+        stack = np.zeros((len(chunk), template.size, template.size, 3), np.uint8)
+        for i, r in enumerate(chunk):
+            if r.failure is None:
+                stack[i] = r.chips[template.name]
+        chips.put(chunk_keys, {"chip": stack})
+        bar.update(len(chunk))
+    bar.close()
+    if hasattr(results, "close"):
+        results.close()  # ends the worker pool
+    return faces, chips
+
+
+def _faces_from_store(faces: KeyedStore, keys: list[str]) -> list[FaceAnalysis | None]:
+    cols = faces.get(keys, ["box", "landmarks", "failure", "notes"])
+    out: list[FaceAnalysis | None] = []
+    for box, marks, failure, notes in zip(cols["box"], cols["landmarks"], cols["failure"], cols["notes"]):
+        if failure:
+            out.append(None)
+        else:
+            face_notes = tuple(n for n in str(notes).split(NOTE_SEPARATOR) if n and not _is_load_note(n))
+            out.append(FaceAnalysis(tuple(int(v) for v in box), marks.astype(np.int32), face_notes))
+    return out
+
+
+def _is_load_note(note: str) -> bool:
+    return note.startswith(("grayscale converted", "alpha channel dropped", "converted to RGB"))
+
+
+def embed_dataset(
+    dataset: Dataset,
+    model: RecognitionModel,
+    cache_dir: Path,
+    settings: AlignmentSettings | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> Embeddings:
+    """Embeddings of every sample of ``dataset`` by ``model``, through the cache.
+
+    Args:
+        dataset: the samples.
+        model: the recognition model; its card names the chip template.
+        cache_dir: root of the cache.
+        settings: alignment settings (default :class:`AlignmentSettings`).
+        workers: processes for detection/alignment (default: CPU count).
+        progress: show progress bars on stderr.
+    """
+    settings = settings or AlignmentSettings()
+    workers = workers or min(os.cpu_count() or 1, 8)
+    template = get_template(model.card.template)
+    paths = dataset.paths
+    keys = hash_files(paths, progress)
+    store = KeyedStore(cache_dir / "embeddings" / model.fingerprint()[:32] / settings.digest())
+    todo = store.missing(keys)
+    faces = KeyedStore(cache_dir / "faces" / settings.digest())
+    if todo or faces.missing(keys):
+        faces, chips = ensure_chips(paths, keys, template, settings, cache_dir, workers, progress)
+        bar = tqdm(total=len(todo), desc=f"embedding ({model.card.name})", unit="img",
+                   disable=not progress, file=sys.stderr)
+        for chunk_keys in _chunks(todo, CHUNK):
+            failure = faces.get(chunk_keys, ["failure"])["failure"]
+            stack = chips.get(chunk_keys, ["chip"])["chip"]
+            emb = np.full((len(chunk_keys), model.card.embedding_dim), np.nan, np.float32)
+            ok = failure == ""
+            if ok.any():
+                emb[ok] = model.embed(stack[ok])
+            store.put(chunk_keys, {"embedding": emb})
+            bar.update(len(chunk_keys))
+        bar.close()
+    info = faces.get(keys, ["failure", "notes"])
+    emb = store.get(keys, ["embedding"])["embedding"]
+    failed = info["failure"] != ""
+    reasons = np.where(failed, info["failure"], info["notes"])
+    meta = {
+        "dataset": dataset.name,
+        "model": model.card.name,
+        "model_fingerprint": model.fingerprint(),
+        "template": template.name,
+        "alignment": asdict(settings),
+        "alignment_digest": settings.digest(),
+        "n_images": len(paths),
+        "n_failed": int(failed.sum()),
+        "n_fallback_box": int(sum("no face detected" in r for r in reasons.tolist())),
+    }
+    return Embeddings(
+        paths=np.array([str(p) for p in paths], dtype=str),
+        identities=np.array(dataset.identities, dtype=str),
+        embeddings=emb,
+        failed=failed,
+        reasons=reasons.astype(str),
+        image_sha256=np.array(keys, dtype=str),
+        meta=meta,
+    )

@@ -1,0 +1,3 @@
+"""Imports the modules that register the built-in recognition models."""
+
+from fiqa_bench.recognition import dlib_resnet, iresnet, lbp  # noqa: F401

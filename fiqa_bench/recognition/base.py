@@ -1,0 +1,170 @@
+"""The contract every face-recognition model (embedding extractor) follows.
+
+A model takes aligned face chips (uint8 RGB, ``(N, H, W, 3)``, aligned to the
+template named in its card) and returns L2-normalised embeddings
+``(N, D)`` float32.  Models built on PyTorch also expose their network as a
+:class:`TorchEmbeddingNet`, split into ``backbone`` (everything before the
+embedding layer) and ``embedding`` (the final layer), because FIQA methods
+need the inside of the network: SER-FIQ puts dropout between the two,
+SDD-FIQA's regression network starts from the backbone, PFE reads the
+backbone's features.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a recognition model is and what it needs.
+
+    Attributes:
+        name: registry name.
+        description: one line for ``fiqa-bench list models``.
+        template: aligned-chip template the model expects (see
+            :mod:`fiqa_bench.faces.templates`), e.g. ``"dlib150"``.
+        embedding_dim: length of the embedding.
+        weights: where the weights come from (file, package, "none").
+    """
+
+    name: str
+    description: str
+    template: str
+    embedding_dim: int
+    weights: str
+
+
+def l2_normalise(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Rows of ``x`` divided by their Euclidean norm (``eps`` guards zero rows)."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, eps)
+
+
+def check_chips(chips: np.ndarray, size: int) -> None:
+    """Raise ValueError unless ``chips`` is ``(N, size, size, 3)`` uint8."""
+    if not isinstance(chips, np.ndarray) or chips.dtype != np.uint8:
+        raise TypeError(f"chips must be a uint8 numpy array, got {type(chips).__name__} "
+                        f"{getattr(chips, 'dtype', '')}")
+    if chips.ndim != 4 or chips.shape[1:] != (size, size, 3):
+        raise ValueError(f"chips must have shape (N, {size}, {size}, 3), got {chips.shape}")
+
+
+class RecognitionModel(ABC):
+    """An embedding extractor on aligned chips."""
+
+    card: ModelCard
+
+    @property
+    @abstractmethod
+    def chip_size(self) -> int:
+        """Side of the square chip the model takes."""
+
+    @abstractmethod
+    def embed(self, chips: np.ndarray) -> np.ndarray:
+        """Embeddings of ``chips``.
+
+        Args:
+            chips: ``(N, S, S, 3)`` uint8 RGB chips, ``S == chip_size``.
+
+        Returns:
+            ``(N, D)`` float32, each row of unit Euclidean norm.
+        """
+
+    @abstractmethod
+    def fingerprint(self) -> str:
+        """A hex digest that changes whenever the model's output could change.
+
+        Used as part of cache keys: weights hash + architecture/code version.
+        """
+
+
+class TorchEmbeddingNet(nn.Module):
+    """A recognition network as ``embedding(backbone(preprocess(chips)))``.
+
+    Subclasses set ``backbone`` and ``embedding`` and implement
+    :meth:`preprocess` (uint8 NHWC RGB tensor -> float NCHW input).
+    ``backbone_dim`` is the length of the flattened backbone output.
+    """
+
+    backbone: nn.Module
+    embedding: nn.Module
+    backbone_dim: int
+
+    def preprocess(self, chips: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embedding(self.backbone(x))
+
+
+class TorchRecognitionModel(RecognitionModel):
+    """A :class:`RecognitionModel` backed by a :class:`TorchEmbeddingNet`.
+
+    Args:
+        card: the model's card.
+        network: the network, in eval mode.
+        chip_size: side of the square input chip.
+        weights_digest: sha256 of the weights the network was loaded from.
+        batch_size: chips per forward pass.
+        device: torch device string.
+    """
+
+    def __init__(
+        self,
+        card: ModelCard,
+        network: TorchEmbeddingNet,
+        chip_size: int,
+        weights_digest: str,
+        batch_size: int = 64,
+        device: str = "cpu",
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.card = card
+        self.network = network.to(device).eval()
+        self._chip_size = chip_size
+        self._weights_digest = weights_digest
+        self.batch_size = batch_size
+        self.device = device
+
+    @property
+    def chip_size(self) -> int:
+        return self._chip_size
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        h.update(type(self.network).__qualname__.encode())
+        h.update(self._weights_digest.encode())
+        return h.hexdigest()
+
+    def _run(self, chips: np.ndarray, stage: nn.Module) -> np.ndarray:
+        check_chips(chips, self.chip_size)
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(chips), self.batch_size):
+                batch = torch.from_numpy(np.ascontiguousarray(chips[start : start + self.batch_size]))
+                x = self.network.preprocess(batch.to(self.device))
+                out.append(stage(x).flatten(1).float().cpu().numpy())
+        if not out:
+            return np.zeros((0, 0), np.float32)
+        return np.concatenate(out)
+
+    def embed(self, chips: np.ndarray) -> np.ndarray:
+        if len(chips) == 0:
+            check_chips(chips, self.chip_size)
+            return np.zeros((0, self.card.embedding_dim), np.float32)
+        return l2_normalise(self._run(chips, self.network)).astype(np.float32)
+
+    def backbone_features(self, chips: np.ndarray) -> np.ndarray:
+        """Flattened backbone output (before the embedding layer), ``(N, backbone_dim)``."""
+        if len(chips) == 0:
+            check_chips(chips, self.chip_size)
+            return np.zeros((0, self.network.backbone_dim), np.float32)
+        return self._run(chips, self.network.backbone)

@@ -1,0 +1,38 @@
+"""Shared fixtures: a private cache per test and the location of real LFW."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fiqa_bench.paths import default_data_root
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the user's cache."""
+    monkeypatch.setenv("FIQA_BENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="session")
+def lfw_root() -> Path:
+    """The data root holding real LFW; tests that need it skip when it is absent."""
+    root = default_data_root()
+    if not (root / "lfw" / "images_deepfunneled").is_dir():
+        pytest.skip(f"real LFW not found under {root} (set FIQA_BENCH_DATA)")
+    return root
+
+
+@pytest.fixture(scope="session")
+def lfw_face_jpeg(lfw_root: Path) -> Path:
+    """One real LFW image with a clearly detectable face."""
+    return lfw_root / "lfw" / "images_deepfunneled" / "Aaron_Eckhart" / "Aaron_Eckhart_0001.jpg"
+
+
+def random_texture(seed: int, size: int = 120) -> np.ndarray:
+    """An RGB uint8 image of smooth random texture (no face in it)."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (size // 8, size // 8, 3), dtype=np.uint8)
+    return np.kron(small, np.ones((8, 8, 1), dtype=np.uint8))

@@ -1,0 +1,73 @@
+from pathlib import Path
+
+import pytest
+
+from fiqa_bench.data import DatasetError, load_dataset
+from fiqa_bench.data.lfw import parse_pairs, parse_people
+
+
+def test_lfw_splits_match_the_published_counts(lfw_root: Path):
+    expected = {"all": (13233, 5749), "devtrain": (9525, 4038), "devtest": (3708, 1711)}
+    for split, (images, people) in expected.items():
+        ds = load_dataset("lfw", lfw_root, split)
+        assert len(ds) == images and len(set(ds.identities)) == people
+    ds = load_dataset("lfw", lfw_root, "devtest")
+    assert len(ds.pairs["devtest"]) == 1000
+    assert sum(p.genuine for p in ds.pairs["devtest"]) == 500
+    for p in ds.pairs["devtest"]:
+        assert (ds.samples[p.first].identity == ds.samples[p.second].identity) == p.genuine
+    full = load_dataset("lfw", lfw_root, "all")
+    assert len(full.pairs["view2"]) == 6000
+
+
+def test_missing_root_names_path_and_layout(tmp_path: Path):
+    with pytest.raises(DatasetError) as info:
+        load_dataset("lfw", tmp_path / "nowhere")
+    msg = str(info.value)
+    assert str(tmp_path / "nowhere" / "lfw" / "images_deepfunneled") in msg
+    assert "expected" in msg and "lfw-names.txt" in msg
+    with pytest.raises(DatasetError, match="does not exist"):
+        load_dataset(f"folder:{tmp_path / 'nope'}", tmp_path)
+
+
+def test_unknown_split_and_kind(lfw_root: Path, tmp_path: Path):
+    with pytest.raises(DatasetError, match="devtest"):
+        load_dataset("lfw", lfw_root, "dev")
+    with pytest.raises(KeyError, match="did you mean 'folder'"):
+        load_dataset("foldr:x", tmp_path)
+
+
+def test_folder_dataset_identity_is_first_level(tmp_path: Path):
+    (tmp_path / "bob" / "sub").mkdir(parents=True)
+    (tmp_path / "alice").mkdir()
+    (tmp_path / ".hidden").mkdir()
+    for rel in ["bob/1.jpg", "bob/sub/2.PNG", "alice/x.jpeg", "alice/notes.txt", ".hidden/z.jpg"]:
+        (tmp_path / rel).write_bytes(b"x")
+    ds = load_dataset(f"folder:{tmp_path}", tmp_path)
+    assert ds.relative_paths() == ["alice/x.jpeg", "bob/1.jpg", "bob/sub/2.PNG"]
+    assert ds.identities == ["alice", "bob", "bob"]
+
+
+def test_folder_rejects_loose_images_and_empty(tmp_path: Path):
+    (tmp_path / "loose.jpg").write_bytes(b"x")
+    with pytest.raises(DatasetError, match="loose.jpg"):
+        load_dataset(f"folder:{tmp_path}", tmp_path)
+    empty = tmp_path / "empty"
+    (empty / "someone").mkdir(parents=True)
+    with pytest.raises(DatasetError, match="no images"):
+        load_dataset(f"folder:{empty}", tmp_path)
+
+
+def test_protocol_file_parsers(tmp_path: Path):
+    people = tmp_path / "p.txt"
+    people.write_text("2\nA_B\t3\nC\t1\n")
+    assert parse_people(people) == [("A_B", 3), ("C", 1)]
+    people.write_text("3\nA_B\t3\nC\t1\n")
+    with pytest.raises(DatasetError, match="header says 3"):
+        parse_people(people)
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("1\t1\nA\t1\t2\nA\t1\tB\t4\n")
+    assert parse_pairs(pairs) == [("A", 1, "A", 2), ("A", 1, "B", 4)]
+    pairs.write_text("1\nA\t1\n")
+    with pytest.raises(DatasetError, match="line 2"):
+        parse_pairs(pairs)
