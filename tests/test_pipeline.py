@@ -1,0 +1,132 @@
+"""End to end: a folder dataset with bad images -> chips -> embeddings, through the cache."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import random_texture
+from fiqa_bench import pipeline
+from fiqa_bench.cli import main
+from fiqa_bench.data import load_dataset
+from fiqa_bench.pipeline import Embeddings, embed_dataset
+from fiqa_bench.recognition import create_model
+
+LFW_PICKS = {"Aaron_Eckhart": ["Aaron_Eckhart_0001.jpg"],
+             "Colin_Powell": ["Colin_Powell_0001.jpg", "Colin_Powell_0002.jpg"]}
+
+
+@pytest.fixture()
+def messy_folder(tmp_path: Path, lfw_root: Path) -> Path:
+    """Real faces plus a corrupt JPEG, a zero-byte file, grayscale, RGBA and a face-less image."""
+    root = tmp_path / "faces"
+    images = lfw_root / "lfw" / "images_deepfunneled"
+    for person, files in LFW_PICKS.items():
+        (root / person).mkdir(parents=True)
+        for name in files:
+            shutil.copy(images / person / name, root / person / name)
+    odd = root / "Odd_Person"
+    odd.mkdir()
+    face = np.asarray(Image.open(images / "Colin_Powell" / "Colin_Powell_0003.jpg").convert("RGB"))
+    (odd / "a_corrupt.jpg").write_bytes((images / "Colin_Powell" / "Colin_Powell_0004.jpg").read_bytes()[:2500])
+    (odd / "b_empty.jpg").write_bytes(b"")
+    Image.fromarray(face.mean(2).astype(np.uint8)).save(odd / "c_grey.png")
+    Image.fromarray(np.dstack([face, np.full(face.shape[:2], 200, np.uint8)])).save(odd / "d_rgba.png")
+    Image.fromarray(random_texture(3, 200)).save(odd / "e_noface.png")
+    return root
+
+
+def by_name(result: Embeddings) -> dict[str, int]:
+    return {Path(p).name: i for i, p in enumerate(result.paths)}
+
+
+def test_bad_images_are_recorded_never_fatal(messy_folder: Path, tmp_path: Path):
+    dataset = load_dataset(f"folder:{messy_folder}", tmp_path)
+    model = create_model("lbp")
+    result = embed_dataset(dataset, model, tmp_path / "cache", workers=2, progress=False)
+    row = by_name(result)
+    assert len(result.paths) == 8 and result.embeddings.shape == (8, model.card.embedding_dim)
+    assert result.failed.tolist().count(True) == 2
+    assert result.reasons[row["a_corrupt.jpg"]].startswith("corrupt image")
+    assert result.reasons[row["b_empty.jpg"]].startswith("empty file")
+    assert np.isnan(result.embeddings[row["b_empty.jpg"]]).all()
+    assert "grayscale" in result.reasons[row["c_grey.png"]]
+    assert "alpha" in result.reasons[row["d_rgba.png"]]
+    assert "no face detected" in result.reasons[row["e_noface.png"]]
+    assert result.meta["n_failed"] == 2 and result.meta["n_fallback_box"] == 1
+    ok = ~result.failed
+    assert np.allclose(np.linalg.norm(result.embeddings[ok], axis=1), 1, atol=1e-5)
+    assert result.reasons[row["Aaron_Eckhart_0001.jpg"]] == ""
+
+
+def test_second_call_reads_the_cache(messy_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    dataset = load_dataset(f"folder:{messy_folder}", tmp_path)
+    model = create_model("lbp")
+    first = embed_dataset(dataset, model, tmp_path / "cache", workers=1, progress=False)
+
+    def boom(*args, **kwargs):
+        raise AssertionError("recomputed although cached")
+
+    monkeypatch.setattr(pipeline, "_work", boom)
+    monkeypatch.setattr(model, "embed", boom)
+    second = embed_dataset(dataset, model, tmp_path / "cache", workers=1, progress=False)
+    assert np.array_equal(first.embeddings, second.embeddings, equal_nan=True)
+    assert first.reasons.tolist() == second.reasons.tolist()
+
+
+def test_interrupted_run_resumes(messy_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    dataset = load_dataset(f"folder:{messy_folder}", tmp_path)
+    model = create_model("lbp")
+    monkeypatch.setattr(pipeline, "CHUNK", 3)
+    real_embed = model.embed
+    calls: list[int] = []
+    fail_on_call = [2]
+
+    class Interrupted(Exception):
+        """Stands in for Ctrl-C or a killed process mid-run."""
+
+    def flaky(chips):
+        calls.append(len(chips))
+        if len(calls) == fail_on_call[0]:
+            raise Interrupted
+        return real_embed(chips)
+
+    monkeypatch.setattr(model, "embed", flaky)
+    with pytest.raises(Interrupted):
+        embed_dataset(dataset, model, tmp_path / "cache", workers=1, progress=False)
+    done = calls[0]
+    calls.clear()
+    fail_on_call[0] = -1
+    result = embed_dataset(dataset, model, tmp_path / "cache", workers=1, progress=False)
+    assert sum(calls) == 6 - done  # 6 usable images; the first shard was kept
+    reference = embed_dataset(dataset, create_model("lbp"), tmp_path / "fresh", workers=1, progress=False)
+    assert np.array_equal(result.embeddings, reference.embeddings, equal_nan=True)
+
+
+def test_cli_embed_and_errors(messy_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
+    out = tmp_path / "e.npz"
+    code = main(["embed", "--model", "lbp", "--dataset", f"folder:{messy_folder}", "--out", str(out),
+                 "--cache-dir", str(tmp_path / "c"), "--quiet", "--workers", "1"])
+    assert code == 0
+    saved = Embeddings.load(out)
+    assert len(saved.paths) == 8 and saved.meta["model"] == "lbp"
+    captured = capsys.readouterr()
+    assert "2 failed" in captured.out and "b_empty.jpg" in captured.err
+
+    code = main(["embed", "--model", "lbp", "--dataset", "lfw", "--data-root", str(tmp_path / "none"),
+                 "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and str(tmp_path / "none" / "lfw") in err and "expected" in err
+
+    code = main(["embed", "--model", "dlib-resnett", "--dataset", f"folder:{messy_folder}", "--out", str(out)])
+    assert code == 2 and "did you mean 'dlib-resnet'" in capsys.readouterr().err
+
+
+def test_cli_list_models(capsys: pytest.CaptureFixture):
+    assert main(["list", "models"]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert {"dlib-resnet", "iresnet50", "iresnet100", "lbp"} <= set(names)
