@@ -18,19 +18,19 @@ processes; the network uses torch's threads.
 from __future__ import annotations
 
 import hashlib
-import multiprocessing as mp
 import os
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterator
 
 import numpy as np
 from tqdm import tqdm
 
 from fiqa_bench.cache import KeyedStore
 from fiqa_bench.data import Dataset
-from fiqa_bench.faces.align import AlignmentSettings, FaceAligner, FaceAnalysis, ImageResult, process_image
+from fiqa_bench.faces.align import AlignmentSettings, FaceAnalysis, ImageResult
+from fiqa_bench.faces.batch import align_images
 from fiqa_bench.faces.templates import ChipTemplate, get_template
 from fiqa_bench.recognition.base import RecognitionModel
 
@@ -103,42 +103,6 @@ def _chunks(items: list, size: int) -> Iterator[list]:
         yield items[start : start + size]
 
 
-# --- worker-process side -------------------------------------------------------------------------
-
-_WORKER_ALIGNER: FaceAligner | None = None
-
-
-def _init_worker(settings: AlignmentSettings) -> None:
-    global _WORKER_ALIGNER
-    import cv2
-
-    cv2.setNumThreads(1)
-    _WORKER_ALIGNER = FaceAligner(settings)
-
-
-def _work(job: tuple[str, tuple[ChipTemplate, ...], FaceAnalysis | None]) -> ImageResult:
-    path, templates, known = job
-    if _WORKER_ALIGNER is None:  # pragma: no cover - set by the pool initializer
-        raise RuntimeError("worker used without initialisation")
-    return process_image(_WORKER_ALIGNER, Path(path), templates, known)
-
-
-def _map_images(jobs: list, settings: AlignmentSettings, workers: int) -> Iterable[ImageResult]:
-    if workers <= 1:
-        _init_worker(settings)
-        return map(_work, jobs)
-    pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(settings,))
-    return _close_after(pool, pool.imap(_work, jobs, chunksize=8))
-
-
-def _close_after(pool, results: Iterable[ImageResult]) -> Iterator[ImageResult]:  # noqa: ANN001
-    try:
-        yield from results
-    finally:
-        pool.terminate()
-        pool.join()
-
-
 # --- the stages ------------------------------------------------------------------------------------
 
 def _face_columns(results: list[ImageResult]) -> dict[str, np.ndarray]:
@@ -176,7 +140,7 @@ def ensure_chips(
     bar = tqdm(total=len(todo), desc=f"aligning faces ({template.name})", unit="img",
                disable=not progress, file=sys.stderr)
     jobs = [(str(path_of[k]), (template,), known.get(k)) for k in todo]
-    results = _map_images(jobs, settings, workers)
+    results = align_images(jobs, settings, workers)
     for chunk_keys in _chunks(todo, CHUNK):
         chunk = [next(results) for _ in chunk_keys]
         new = [(k, r) for k, r in zip(chunk_keys, chunk) if k not in known]
@@ -189,8 +153,7 @@ def ensure_chips(
         chips.put(chunk_keys, {"chip": stack})
         bar.update(len(chunk))
     bar.close()
-    if hasattr(results, "close"):
-        results.close()  # ends the worker pool
+    results.close()  # ends the worker pool
     return faces, chips
 
 

@@ -11,6 +11,7 @@ from PIL import Image
 
 from conftest import random_texture
 from fiqa_bench import pipeline
+from fiqa_bench.faces import batch
 from fiqa_bench.cli import main
 from fiqa_bench.data import load_dataset
 from fiqa_bench.pipeline import Embeddings, embed_dataset
@@ -71,7 +72,7 @@ def test_second_call_reads_the_cache(messy_folder: Path, tmp_path: Path, monkeyp
     def boom(*args, **kwargs):
         raise AssertionError("recomputed although cached")
 
-    monkeypatch.setattr(pipeline, "_work", boom)
+    monkeypatch.setattr(batch, "_work", boom)
     monkeypatch.setattr(model, "embed", boom)
     second = embed_dataset(dataset, model, tmp_path / "cache", workers=1, progress=False)
     assert np.array_equal(first.embeddings, second.embeddings, equal_nan=True)

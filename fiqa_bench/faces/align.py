@@ -163,7 +163,7 @@ def process_image(
     try:
         image, load_notes = load_rgb(path)
     except ImageLoadError as err:
-        return ImageResult(None, {}, f"{err.reason}: {err}", ())
+        return ImageResult(None, {}, f"{err.reason}: {err.detail}" if err.detail else err.reason, ())
     face = known_face if known_face is not None else aligner.analyse(image)
     chips = {t.name: aligner.chip(image, face, t) for t in templates}
     return ImageResult(face, chips, None, load_notes + face.notes)

@@ -20,6 +20,7 @@ class ImageLoadError(ValueError):
     def __init__(self, path: Path, reason: str, detail: str = "") -> None:
         self.path = Path(path)
         self.reason = reason
+        self.detail = detail
         super().__init__(f"{path}: {reason}{': ' + detail if detail else ''}")
 
 
