@@ -1,0 +1,288 @@
+"""The quality regression network of SDD-FIQA (Ou et al., CVPR 2021, Sec. 3.3).
+
+A pre-trained recognition network loses its embedding layer; a dropout
+(p = 0.5) and one fully connected layer with a single output are put on its
+backbone, and the whole is trained to regress the 0-100 pseudo-labels with
+the Huber loss (paper Eq. 12, zeta = 1)::
+
+    L(x, Q) = 1/2 (phi(x) - Q)^2              if |phi(x) - Q| <= zeta
+              zeta |phi(x) - Q| - zeta^2 / 2   otherwise
+
+(``torch.nn.HuberLoss(delta=1)``; with zeta = 1 it equals SmoothL1 with
+beta = 1, which the official code uses).
+
+Optimiser, from the paper: Adam, weight decay 5e-4, learning rate 1e-3
+dropping by a factor 5e-2 every 5 epochs (:data:`PAPER_SCHEDULE`).  The
+official code (Tencent/TFace ``quality/``) differs: learning rate 1e-4,
+multiplied by 0.1 at epochs 5 and 10 (:data:`OFFICIAL_SCHEDULE`).  The paper
+does not give the number of epochs; 15 (three learning-rate stages) is the
+default here.
+
+Two training modes:
+
+* ``head``: the backbone is frozen and its features are computed once; only
+  the linear head is fitted.  A linear head on fixed features makes the
+  Huber objective convex, so it is minimised to convergence (full-batch
+  L-BFGS on standardised features, weight decay as an L2 penalty) instead of
+  following the Adam schedule: that schedule is sized for MS1M (about 90,000
+  steps per epoch), and on LFW's 9,525 training images the paper's
+  learning rate moves the output bias by less than 1 of the 0-100 scale in
+  five epochs.  Dropout, which only regularises stochastic training, is
+  not applied in the convex fit (the L2 penalty plays its part).
+* ``full``: backbone and head are fine-tuned together with Adam and the
+  chosen schedule, dropout active (meant for a GPU).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from fiqa_bench.recognition.base import TorchEmbeddingNet
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A step learning-rate schedule for Adam.
+
+    Attributes:
+        lr: initial learning rate.
+        gamma: the factor the rate is multiplied by at each drop.
+        step_every: drop every this many epochs (0 = use ``milestones``).
+        milestones: epochs (0-based) at which the rate drops.
+        weight_decay: Adam's L2 weight decay.
+    """
+
+    lr: float
+    gamma: float
+    step_every: int = 0
+    milestones: tuple[int, ...] = ()
+    weight_decay: float = 5e-4
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate during ``epoch`` (0-based)."""
+        if self.step_every:
+            drops = epoch // self.step_every
+        else:
+            drops = sum(epoch >= m for m in self.milestones)
+        return self.lr * self.gamma**drops
+
+
+PAPER_SCHEDULE = Schedule(lr=1e-3, gamma=5e-2, step_every=5)
+OFFICIAL_SCHEDULE = Schedule(lr=1e-4, gamma=0.1, milestones=(5, 10))
+SCHEDULES = {"paper": PAPER_SCHEDULE, "official": OFFICIAL_SCHEDULE}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train the quality regressor.
+
+    Attributes:
+        mode: "head" (frozen backbone, cached features) or "full".
+        epochs: passes over the training set.
+        batch_size: samples per step.
+        schedule: "paper" or "official" (see module docstring).
+        huber_delta: zeta of Eq. 12.
+        dropout: dropout probability before the linear layer.
+        seed: seed of initialisation, shuffling and dropout.
+    """
+
+    mode: str = "head"
+    epochs: int = 15
+    batch_size: int = 64
+    schedule: str = "paper"
+    huber_delta: float = 1.0
+    dropout: float = 0.5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("head", "full"):
+            raise ValueError(f"mode must be 'head' or 'full', got {self.mode!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {sorted(SCHEDULES)}, got {self.schedule!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
+        if not 0 <= self.dropout < 1 or self.huber_delta <= 0:
+            raise ValueError(f"need 0 <= dropout < 1 and huber_delta > 0, got {self.dropout}, {self.huber_delta}")
+
+
+class QualityHead(nn.Module):
+    """Standardise, dropout, one linear unit: backbone features ``(N, F)`` -> qualities ``(N,)``.
+
+    ``mean`` and ``scale`` (buffers, saved with the head) standardise the
+    features; they are 0 and 1 unless set from training data.
+    """
+
+    def __init__(self, in_features: int, dropout: float = 0.5) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(in_features))
+        self.register_buffer("scale", torch.ones(in_features))
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(in_features, 1)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        x = (features.flatten(1) - self.mean) / self.scale
+        return self.fc(self.dropout(x)).squeeze(1)
+
+
+class QualityRegressor(nn.Module):
+    """A recognition backbone with a :class:`QualityHead`: uint8 chips -> quality."""
+
+    def __init__(self, network: TorchEmbeddingNet, head: QualityHead) -> None:
+        super().__init__()
+        self.network = network
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.network.backbone(x))
+
+
+@dataclass
+class TrainLog:
+    """Per-epoch training record: learning rate and mean Huber loss."""
+
+    config: dict
+    epochs: list[dict] = field(default_factory=list)
+
+    def add(self, epoch: int, lr: float, loss: float) -> None:
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"training diverged: loss {loss} at epoch {epoch}")
+        self.epochs.append({"epoch": epoch, "lr": lr, "loss": loss})
+
+
+def _check_labels(labels: np.ndarray, n: int) -> torch.Tensor:
+    labels = np.asarray(labels, dtype=np.float64)
+    if labels.shape != (n,):
+        raise ValueError(f"labels must have shape ({n},), got {labels.shape}")
+    if not np.isfinite(labels).all():
+        raise ValueError(f"{int((~np.isfinite(labels)).sum())} labels are not finite; drop unlabelled samples first")
+    return torch.from_numpy(labels).float()
+
+
+def _fit(
+    model: nn.Module,
+    parameters: list[nn.Parameter],
+    batches: Callable[[torch.Generator], list[tuple[torch.Tensor, torch.Tensor]]],
+    config: TrainConfig,
+    progress: Callable[[int, float], None] | None,
+) -> TrainLog:
+    schedule = SCHEDULES[config.schedule]
+    optimiser = torch.optim.Adam(parameters, lr=schedule.lr, weight_decay=schedule.weight_decay)
+    loss_fn = nn.HuberLoss(delta=config.huber_delta)
+    gen = torch.Generator().manual_seed(config.seed)
+    log = TrainLog(config=asdict(config) | {"schedule_values": asdict(schedule)})
+    for epoch in range(config.epochs):
+        lr = schedule.lr_at(epoch)
+        for group in optimiser.param_groups:
+            group["lr"] = lr
+        model.train()
+        total, count = 0.0, 0
+        for x, y in batches(gen):
+            optimiser.zero_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            optimiser.step()
+            total += float(loss.detach()) * len(y)
+            count += len(y)
+        log.add(epoch, lr, total / count)
+        if progress is not None:
+            progress(epoch, total / count)
+    model.eval()
+    return log
+
+
+def train_head(
+    features: np.ndarray,
+    labels: np.ndarray,
+    config: TrainConfig,
+    max_iter: int = 500,
+) -> tuple[QualityHead, TrainLog]:
+    """Fit a :class:`QualityHead` on frozen backbone ``features`` ``(N, F)`` (mode "head").
+
+    Minimises ``mean Huber(head(x) - Q) + weight_decay * |w|^2`` with
+    full-batch L-BFGS (strong Wolfe line search) from ``w = 0`` and the bias
+    at the median label; deterministic.
+    """
+    features = np.asarray(features, dtype=np.float32)
+    if features.ndim != 2 or len(features) == 0:
+        raise ValueError(f"features must be a non-empty (N, F) array, got shape {features.shape}")
+    if not np.isfinite(features).all():
+        raise ValueError("features contain NaN or inf; drop failed images first")
+    y = _check_labels(labels, len(features)).double()
+    x = torch.from_numpy(features).double()
+    head = QualityHead(x.shape[1], config.dropout).double()
+    head.mean.copy_(x.mean(0))
+    head.scale.copy_(x.std(0).clamp_min(1e-6))
+    with torch.no_grad():
+        head.fc.weight.zero_()
+        head.fc.bias.fill_(float(y.median()))
+    schedule = SCHEDULES[config.schedule]
+    loss_fn = nn.HuberLoss(delta=config.huber_delta)
+    optimiser = torch.optim.LBFGS(head.fc.parameters(), lr=1.0, max_iter=max_iter,
+                                  tolerance_grad=1e-9, tolerance_change=1e-12, line_search_fn="strong_wolfe")
+    head.eval()  # the convex fit uses no dropout
+
+    def objective() -> torch.Tensor:
+        optimiser.zero_grad()
+        loss = loss_fn(head(x), y) + schedule.weight_decay * head.fc.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    log = TrainLog(config=asdict(config) | {"solver": "lbfgs", "max_iter": max_iter,
+                                            "weight_decay": schedule.weight_decay})
+    with torch.no_grad():
+        log.add(0, 0.0, float(loss_fn(head(x), y)))
+    optimiser.step(objective)
+    with torch.no_grad():
+        log.add(1, 0.0, float(loss_fn(head(x), y)))
+    return head.float().eval(), log
+
+
+def train_full(
+    network: TorchEmbeddingNet,
+    chips: np.ndarray,
+    labels: np.ndarray,
+    config: TrainConfig,
+    progress: Callable[[int, float], None] | None = None,
+) -> tuple[QualityRegressor, TrainLog]:
+    """Fine-tune ``network``'s backbone with a new head on uint8 ``chips`` (mode "full").
+
+    The embedding layer is left out; the backbone's weights change in place.
+    """
+    chips = np.asarray(chips)
+    if chips.dtype != np.uint8 or chips.ndim != 4 or len(chips) == 0:
+        raise ValueError(f"chips must be a non-empty (N, S, S, 3) uint8 array, got {chips.dtype} {chips.shape}")
+    y = _check_labels(labels, len(chips))
+    torch.manual_seed(config.seed)
+    head = QualityHead(network.backbone_dim, config.dropout)
+    model = QualityRegressor(network, head)
+    raw = torch.from_numpy(chips)
+
+    def batches(gen: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        order = torch.randperm(len(raw), generator=gen)
+        return [(network.preprocess(raw[idx]), y[idx]) for idx in order.split(config.batch_size)]
+
+    parameters = list(network.backbone.parameters()) + list(head.parameters())
+    for p in parameters:
+        p.requires_grad_(True)
+    log = _fit(model, parameters, batches, config, progress)
+    return model, log
+
+
+def predict_head(head: QualityHead, features: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    """Qualities ``(N,)`` float64 from backbone features; NaN rows stay NaN."""
+    features = np.asarray(features, dtype=np.float32)
+    out = np.full(len(features), np.nan)
+    ok = np.isfinite(features).all(axis=1) if features.ndim == 2 else np.zeros(0, bool)
+    head.eval()
+    with torch.inference_mode():
+        rows = np.flatnonzero(ok)
+        for start in range(0, len(rows), batch_size):
+            idx = rows[start : start + batch_size]
+            out[idx] = head(torch.from_numpy(features[idx])).double().numpy()
+    return out

@@ -1,0 +1,79 @@
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from fiqa_bench.quality_regression import (
+    OFFICIAL_SCHEDULE,
+    PAPER_SCHEDULE,
+    TrainConfig,
+    predict_head,
+    train_full,
+    train_head,
+)
+
+
+def test_schedules_follow_paper_and_official_code():
+    assert [PAPER_SCHEDULE.lr_at(e) for e in (0, 4, 5, 9, 10)] == pytest.approx(
+        [1e-3, 1e-3, 5e-5, 5e-5, 2.5e-6])
+    assert [OFFICIAL_SCHEDULE.lr_at(e) for e in (0, 4, 5, 9, 10, 14)] == pytest.approx(
+        [1e-4, 1e-4, 1e-5, 1e-5, 1e-6, 1e-6])
+    assert PAPER_SCHEDULE.weight_decay == OFFICIAL_SCHEDULE.weight_decay == 5e-4
+
+
+def test_head_learns_a_linear_quality():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(1024, 16)).astype(np.float32)
+    labels = 50 + 12 * features @ rng.normal(size=16) / 4
+    head, log = train_head(features, labels, TrainConfig())
+    pred = predict_head(head, features)
+    assert np.corrcoef(pred, labels)[0, 1] > 0.99
+    assert np.abs(pred - labels).mean() < 0.5
+    assert log.epochs[-1]["loss"] < log.epochs[0]["loss"] / 20
+    again, _ = train_head(features, labels, TrainConfig())
+    assert np.array_equal(predict_head(again, features), pred)  # deterministic
+
+
+def test_head_is_robust_to_outlying_labels():
+    rng = np.random.default_rng(2)
+    features = rng.normal(size=(400, 4)).astype(np.float32)
+    labels = 40 + 5 * features[:, 0]
+    labels[:20] += 300  # gross label errors: Huber keeps the slope, least squares would not
+    head, _ = train_head(features, labels, TrainConfig())
+    slope = np.polyfit(features[20:, 0], predict_head(head, features[20:]), 1)[0]
+    assert slope == pytest.approx(5, rel=0.05)
+
+
+def test_predict_keeps_nan_rows():
+    head, _ = train_head(np.ones((4, 3), np.float32), np.arange(4.0), TrainConfig(epochs=1))
+    out = predict_head(head, np.array([[1, 2, 3], [np.nan, 0, 0]], np.float32))
+    assert np.isfinite(out[0]) and np.isnan(out[1])
+
+
+def test_bad_input_is_rejected():
+    with pytest.raises(ValueError, match="not finite"):
+        train_head(np.ones((3, 2), np.float32), np.array([1.0, np.nan, 2.0]), TrainConfig(epochs=1))
+    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+        train_head(np.ones((3, 2), np.float32), np.ones(2), TrainConfig(epochs=1))
+    with pytest.raises(ValueError, match="NaN"):
+        train_head(np.full((3, 2), np.nan, np.float32), np.ones(3), TrainConfig(epochs=1))
+    with pytest.raises(ValueError, match="mode"):
+        TrainConfig(mode="partial")
+    with pytest.raises(ValueError, match="schedule"):
+        TrainConfig(schedule="cosine")
+
+
+def test_full_mode_fine_tunes_the_backbone_on_cpu():
+    from fiqa_bench.recognition import create_model
+
+    network = copy.deepcopy(create_model("dlib-resnet").network)
+    before = next(network.backbone.parameters()).detach().clone()
+    chips = np.random.default_rng(0).integers(0, 256, (6, 150, 150, 3), dtype=np.uint8)
+    model, log = train_full(network, chips, np.linspace(0, 100, 6),
+                            TrainConfig(mode="full", epochs=1, batch_size=3))
+    assert len(log.epochs) == 1 and np.isfinite(log.epochs[0]["loss"])
+    assert not torch.equal(next(network.backbone.parameters()), before)
+    with torch.inference_mode():
+        out = model(network.preprocess(torch.from_numpy(chips)))
+    assert out.shape == (6,)
