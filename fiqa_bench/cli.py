@@ -3,6 +3,9 @@
     fiqa-bench list {methods,models,datasets,protocols}
     fiqa-bench embed --model M --dataset D [--split S] --out FILE.npz
     fiqa-bench verify --model M --dataset lfw --split devtest --pairs devtest
+    fiqa-bench train --method sdd --model dlib-resnet --dataset lfw --split devtrain [--out FILE.pt]
+    fiqa-bench score --method sdd --dataset D [--split S] --out FILE.csv
+    fiqa-bench run --method sdd --protocol lfw [--out DIR]
 
 Global options (before or after the command): ``--data-root`` (default
 ``$FIQA_BENCH_DATA`` or ``../shared/datasets``), ``--cache-dir`` (default
@@ -54,6 +57,41 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("--pairs", default="devtest", help="pair list of the dataset (lfw: view2, "
                            "devtrain, devtest)")
+    p = sub.add_parser("train", help="train a learned FIQA method (e.g. SDD-FIQA's regressor)")
+    _common(p)
+    p.add_argument("--method", required=True, help="method to train (fiqa-bench list methods)")
+    p.add_argument("--model", default="dlib-resnet", help="recognition model it learns from")
+    p.add_argument("--dataset", required=True, help="'lfw' or 'folder:PATH'")
+    p.add_argument("--split", default=None, help="dataset split")
+    p.add_argument("--mode", default=None, help="head (frozen backbone, CPU) or full (fine-tune, GPU)")
+    p.add_argument("--epochs", default=None, help="training epochs (full mode)")
+    p.add_argument("--schedule", default=None, help="learning-rate schedule: paper or official")
+    p.add_argument("--seed", default=None, help="training seed")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="method-specific option, e.g. m=24, repetitions=12, variant=signed (repeatable)")
+    p.add_argument("--out", type=Path, default=None, help="checkpoint to write "
+                   "(default: <cache>/trained/<method>-<model>-<dataset>.pt)")
+
+    p = sub.add_parser("score", help="score every image of a dataset with a FIQA method")
+    _common(p)
+    p.add_argument("--method", required=True, help="FIQA method (fiqa-bench list methods)")
+    p.add_argument("--weights", default=None, help="checkpoint of a trained method")
+    p.add_argument("--trained-on", default=None, help="use the shipped model trained on this dataset, "
+                   "e.g. lfw:devtest")
+    p.add_argument("--dataset", required=True, help="'lfw' or 'folder:PATH'")
+    p.add_argument("--split", default=None, help="dataset split")
+    p.add_argument("--out", type=Path, required=True, help="output CSV: path, identity, quality, native, reason")
+
+    p = sub.add_parser("run", help="evaluate a FIQA method under a protocol (tables, figure, scores)")
+    _common(p)
+    p.add_argument("--method", required=True, help="FIQA method (fiqa-bench list methods)")
+    p.add_argument("--protocol", required=True, help="protocol (fiqa-bench list protocols)")
+    p.add_argument("--weights", default=None, help="checkpoint of a trained method (disables cross-fitting)")
+    p.add_argument("--model", default="dlib-resnet", help="deployed recognition model")
+    p.add_argument("--random-seeds", type=int, default=20, help="random-quality seeds for the band")
+    p.add_argument("--n-boot", type=int, default=100, help="bootstrap replicates per AOC (0 = none)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random band and the bootstrap")
+    p.add_argument("--out", type=Path, default=None, help="results folder (default results/<protocol>-<method>)")
     return parser
 
 
@@ -136,7 +174,75 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "embed": cmd_embed, "verify": cmd_verify}
+def _options(pairs: list[str]) -> dict[str, str]:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set takes KEY=VALUE, got {pair!r}")
+        options[key] = value
+    return options
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from fiqa_bench.data import load_dataset
+    from fiqa_bench.method import METHODS, TRAINERS, load_plugins
+
+    load_plugins()
+    method = METHODS.canonical(args.method)
+    if method not in TRAINERS:
+        raise ValueError(f"method {method!r} is not trained; trained methods: {', '.join(TRAINERS.names())}")
+    options = _options(args.set)
+    for key in ("mode", "epochs", "schedule", "seed"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
+    dataset = load_dataset(args.dataset, resolve_data_root(args.data_root), args.split)
+    cache_dir = resolve_cache_dir(args.cache_dir)
+    out = args.out or cache_dir / "trained" / f"{method}-{args.model}-{dataset.name.replace(':', '-')}.pt"
+    start = time.perf_counter()
+    record = TRAINERS.get(method)(dataset, args.model, cache_dir, out, options, args.workers, not args.quiet)
+    print(f"wrote {out} (sha256 {record['sha256'][:16]}...) and {out.with_suffix('.json').name}: "
+          f"{record.get('n_labelled', '?')} labelled images, {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from fiqa_bench.data import load_dataset
+    from fiqa_bench.method import create_method
+    from fiqa_bench.scoring import score_dataset
+
+    method = create_method(args.method, args.weights, args.trained_on)
+    dataset = load_dataset(args.dataset, resolve_data_root(args.data_root), args.split)
+    table = score_dataset(method, dataset, resolve_cache_dir(args.cache_dir), workers=args.workers,
+                          progress=not args.quiet)
+    table.write_csv(args.out)
+    missing = int(np.isnan(table.quality).sum())
+    print(f"wrote {args.out}: {len(table.quality)} images, {missing} without a quality score")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from fiqa_bench.evaluation import StudyConfig
+    from fiqa_bench.method import METHODS, PROTOCOLS, load_plugins
+
+    load_plugins()
+    method = METHODS.canonical(args.method)
+    protocol = PROTOCOLS.canonical(args.protocol)
+    out = args.out or Path("results") / f"{protocol}-{method}"
+    config = StudyConfig(random_seeds=args.random_seeds, n_boot=args.n_boot, seed=args.seed)
+    start = time.perf_counter()
+    folder = PROTOCOLS.get(protocol)(
+        method, data_root=resolve_data_root(args.data_root), cache_dir=resolve_cache_dir(args.cache_dir),
+        out_dir=out, weights=Path(args.weights) if args.weights else None, model=args.model, config=config,
+        workers=args.workers, progress=not args.quiet)
+    print((folder / "table.md").read_text())
+    print(f"results in {folder} ({time.perf_counter() - start:.0f} s)")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "embed": cmd_embed, "verify": cmd_verify, "train": cmd_train, "score": cmd_score}
 
 
 def main(argv: list[str] | None = None) -> int:

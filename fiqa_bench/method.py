@@ -19,11 +19,13 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from fiqa_bench.hashing import sha256_json
 from fiqa_bench.registry import Registry
 
 
@@ -49,20 +51,27 @@ class MethodCard:
     weights: str
     weights_sha256: str = ""
 
-
-@dataclass(frozen=True)
-class Scores:
-    """Qualities of N samples: ``quality`` (higher = better), ``native`` and reasons."""
-
-    quality: np.ndarray
-    native: np.ndarray
-    reasons: np.ndarray
+    def quality_from_native(self, native: np.ndarray) -> np.ndarray:
+        """Native outputs as qualities (float64, higher = better): negated when lower is better."""
+        native = np.asarray(native, dtype=np.float64)
+        return native if self.higher_is_better else -native
 
 
 class QualityMethod(ABC):
-    """A face image quality method."""
+    """A face image quality method.
+
+    ``native_score`` receives what ``card.needs`` names, for N samples:
+    ``chips:<template>`` -> ``(N, S, S, 3)`` uint8 aligned chips;
+    ``embeddings:<model>`` -> ``(N, D)`` unit embeddings of that model;
+    ``backbone:<model>`` -> ``(N, F)`` backbone features of that model.
+    Rows of images that failed upstream are never passed in.
+    """
 
     card: MethodCard
+
+    def fingerprint(self) -> str:
+        """Changes whenever the scores could change (part of the score cache key)."""
+        return sha256_json(asdict(self.card))
 
     @abstractmethod
     def native_score(self, inputs: np.ndarray) -> np.ndarray:
@@ -73,14 +82,23 @@ class QualityMethod(ABC):
 
         The native output, negated when the card says lower is better.
         """
-        native = np.asarray(self.native_score(inputs), dtype=np.float64)
-        return native if self.card.higher_is_better else -native
+        return self.card.quality_from_native(self.native_score(inputs))
 
 
+#: ``factory(weights: Path | None = None, trained_on: str | None = None) -> QualityMethod``.
+#: ``weights`` names a checkpoint; ``trained_on`` (for trained methods) asks for
+#: the shipped model trained on that dataset, e.g. "lfw:devtrain".
 MethodFactory = Callable[..., QualityMethod]
 
 METHODS: Registry[MethodFactory] = Registry("method")
 PROTOCOLS: Registry[Callable[..., object]] = Registry("protocol")
+
+#: Trainers of trained methods, by method name:
+#: ``trainer(dataset, model_name, cache_dir, out, options: dict[str, str], workers, progress) -> dict``
+#: where ``options`` are the ``--set key=value`` pairs of ``fiqa-bench train``
+#: plus ``mode``, ``epochs``, ``schedule`` and ``seed``; it writes the
+#: checkpoint to ``out`` and returns the training record.
+TRAINERS: Registry[Callable[..., dict]] = Registry("trainer")
 
 _PLUGIN_PACKAGES = ("fiqa_bench.methods", "fiqa_bench.protocols")
 _loaded = False
@@ -97,3 +115,10 @@ def load_plugins() -> None:
             if not info.name.startswith("_"):
                 importlib.import_module(f"{package_name}.{info.name}")
     _loaded = True
+
+
+def create_method(name: str, weights: str | Path | None = None, trained_on: str | None = None) -> QualityMethod:
+    """Build the registered method ``name`` (``fiqa-bench list methods``)."""
+    load_plugins()
+    factory = METHODS.get(name)
+    return factory(weights=Path(weights) if weights else None, trained_on=trained_on)

@@ -32,7 +32,7 @@ from fiqa_bench.data import Dataset
 from fiqa_bench.faces.align import AlignmentSettings, FaceAnalysis, ImageResult
 from fiqa_bench.faces.batch import align_images
 from fiqa_bench.faces.templates import ChipTemplate, get_template
-from fiqa_bench.recognition.base import RecognitionModel
+from fiqa_bench.recognition.base import RecognitionModel, TorchRecognitionModel
 
 CHUNK = 512
 NOTE_SEPARATOR = "; "
@@ -180,8 +180,9 @@ def embed_dataset(
     settings: AlignmentSettings | None = None,
     workers: int | None = None,
     progress: bool = True,
+    output: str = "embedding",
 ) -> Embeddings:
-    """Embeddings of every sample of ``dataset`` by ``model``, through the cache.
+    """Embeddings (or backbone features) of every sample of ``dataset`` by ``model``, through the cache.
 
     Args:
         dataset: the samples.
@@ -190,26 +191,37 @@ def embed_dataset(
         settings: alignment settings (default :class:`AlignmentSettings`).
         workers: processes for detection/alignment (default: CPU count).
         progress: show progress bars on stderr.
+        output: ``"embedding"`` (L2-normalised embeddings) or ``"backbone"``
+            (the flattened backbone output of a PyTorch model, before the
+            embedding layer; what SDD-FIQA's head mode and PFE read).
     """
     settings = settings or AlignmentSettings()
     workers = workers or min(os.cpu_count() or 1, 8)
     template = get_template(model.card.template)
+    if output == "embedding":
+        compute, dim = model.embed, model.card.embedding_dim
+    elif output == "backbone" and isinstance(model, TorchRecognitionModel):
+        compute, dim = model.backbone_features, model.network.backbone_dim
+    else:
+        raise ValueError(f"output must be 'embedding' or 'backbone' (PyTorch models only); "
+                         f"got {output!r} for {model.card.name}")
     paths = dataset.paths
     keys = hash_files(paths, progress)
-    store = KeyedStore(cache_dir / "embeddings" / model.fingerprint()[:32] / settings.digest())
+    store = KeyedStore(cache_dir / ("embeddings" if output == "embedding" else "backbone")
+                       / model.fingerprint()[:32] / settings.digest())
     todo = store.missing(keys)
     faces = KeyedStore(cache_dir / "faces" / settings.digest())
     if todo or faces.missing(keys):
         faces, chips = ensure_chips(paths, keys, template, settings, cache_dir, workers, progress)
-        bar = tqdm(total=len(todo), desc=f"embedding ({model.card.name})", unit="img",
+        bar = tqdm(total=len(todo), desc=f"{output} ({model.card.name})", unit="img",
                    disable=not progress, file=sys.stderr)
         for chunk_keys in _chunks(todo, CHUNK):
             failure = faces.get(chunk_keys, ["failure"])["failure"]
             stack = chips.get(chunk_keys, ["chip"])["chip"]
-            emb = np.full((len(chunk_keys), model.card.embedding_dim), np.nan, np.float32)
+            emb = np.full((len(chunk_keys), dim), np.nan, np.float32)
             ok = failure == ""
             if ok.any():
-                emb[ok] = model.embed(stack[ok])
+                emb[ok] = compute(stack[ok])
             store.put(chunk_keys, {"embedding": emb})
             bar.update(len(chunk_keys))
         bar.close()
@@ -221,6 +233,7 @@ def embed_dataset(
         "dataset": dataset.name,
         "model": model.card.name,
         "model_fingerprint": model.fingerprint(),
+        "output": output,
         "template": template.name,
         "alignment": asdict(settings),
         "alignment_digest": settings.digest(),
@@ -237,3 +250,24 @@ def embed_dataset(
         image_sha256=np.array(keys, dtype=str),
         meta=meta,
     )
+
+
+def dataset_chips(
+    dataset: Dataset,
+    template_name: str,
+    cache_dir: Path,
+    settings: AlignmentSettings | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Aligned chips ``(N, S, S, 3)`` uint8 of every sample and the ``(N,)`` failure mask.
+
+    Failed images have an all-zero chip.  Chips come from (and go to) the cache.
+    """
+    settings = settings or AlignmentSettings()
+    workers = workers or min(os.cpu_count() or 1, 8)
+    keys = hash_files(dataset.paths, progress)
+    faces, chips = ensure_chips(dataset.paths, keys, get_template(template_name), settings, cache_dir,
+                                workers, progress)
+    failed = faces.get(keys, ["failure"])["failure"] != ""
+    return chips.get(keys, ["chip"])["chip"], failed

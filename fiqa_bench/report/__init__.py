@@ -1,0 +1,1 @@
+"""Reporting: Markdown tables, EVRC figures and provenance stamps (I/O lives here)."""

@@ -1,0 +1,42 @@
+"""Provenance stamps: what produced a result, so that it can be reproduced."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+
+import numpy as np
+
+import fiqa_bench
+from fiqa_bench.paths import REPO_ROOT
+
+
+def git_commit() -> dict:
+    """The checkout's commit and whether it has uncommitted changes ("unknown" outside git)."""
+    def run(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+
+    try:
+        return {"commit": run("rev-parse", "HEAD"), "dirty": bool(run("status", "--porcelain", "--untracked-files=no"))}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": "unknown", "dirty": None}
+
+
+def provenance(**extra: object) -> dict:
+    """A JSON-safe stamp: code version, library versions, time, plus ``extra``."""
+    import torch
+
+    return {
+        "fiqa_bench": fiqa_bench.__version__,
+        "git": git_commit(),
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "command": " ".join(sys.argv),
+        **extra,
+    }

@@ -1,0 +1,121 @@
+"""Scoring a dataset with a FIQA method, through the cache.
+
+The method's card says what it reads (``chips:<template>``,
+``embeddings:<model>`` or ``backbone:<model>``); :func:`method_inputs` makes
+that from the dataset with :mod:`fiqa_bench.pipeline`.  Scores are cached
+per image (key: image sha256) under ``scores/<method fingerprint>/<alignment>``.
+An image that failed upstream, or that the method cannot assess, gets a NaN
+quality and a reason; it is never dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fiqa_bench.cache import KeyedStore
+from fiqa_bench.data import Dataset
+from fiqa_bench.faces.align import AlignmentSettings
+from fiqa_bench.method import QualityMethod
+from fiqa_bench.pipeline import dataset_chips, embed_dataset, hash_files
+
+
+@dataclass(frozen=True)
+class ScoreTable:
+    """Per-image qualities of a dataset, in the dataset's order.
+
+    Attributes:
+        paths, identities: as in the dataset.
+        quality: ``(N,)`` float64, higher = better for recognition; NaN = not assessed.
+        native: ``(N,)`` float64, the method's own output.
+        reasons: ``(N,)`` str: why an image was not assessed, or upstream notes.
+        method: the method's name.
+    """
+
+    paths: np.ndarray
+    identities: np.ndarray
+    quality: np.ndarray
+    native: np.ndarray
+    reasons: np.ndarray
+    method: str
+
+    def write_csv(self, path: Path) -> None:
+        """``path,identity,quality,native,reason`` rows (empty quality = NaN)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["path", "identity", "quality", "native", "reason"])
+            for row in zip(self.paths, self.identities, self.quality, self.native, self.reasons):
+                p, ident, q, n, reason = row
+                writer.writerow([p, ident, "" if np.isnan(q) else repr(float(q)),
+                                 "" if np.isnan(n) else repr(float(n)), reason])
+        os.replace(tmp, path)
+
+
+def method_inputs(
+    needs: str,
+    dataset: Dataset,
+    cache_dir: Path,
+    settings: AlignmentSettings | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What a method with card ``needs`` reads, for every sample: (inputs, failed, reasons)."""
+    from fiqa_bench.recognition import create_model
+
+    kind, _, argument = needs.partition(":")
+    if kind == "chips":
+        chips, failed = dataset_chips(dataset, argument, cache_dir, settings, workers, progress)
+        return chips, failed, np.where(failed, "image could not be aligned", "")
+    if kind in ("embeddings", "backbone"):
+        output = "embedding" if kind == "embeddings" else "backbone"
+        result = embed_dataset(dataset, create_model(argument), cache_dir, settings, workers, progress, output)
+        return result.embeddings, result.failed, result.reasons
+    raise ValueError(f"a method's 'needs' must be chips:<template>, embeddings:<model> or "
+                     f"backbone:<model>, got {needs!r}")
+
+
+def score_dataset(
+    method: QualityMethod,
+    dataset: Dataset,
+    cache_dir: Path,
+    settings: AlignmentSettings | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> ScoreTable:
+    """Qualities of every sample of ``dataset`` by ``method``, cached per image."""
+    settings = settings or AlignmentSettings()
+    keys = hash_files(dataset.paths, progress)
+    store = KeyedStore(cache_dir / "scores" / method.fingerprint()[:32] / settings.digest())
+    todo = store.missing(keys)
+    if todo:
+        inputs, failed, reasons = method_inputs(method.card.needs, dataset, cache_dir, settings, workers,
+                                                progress)
+        first_row = {}
+        for row, key in enumerate(keys):
+            first_row.setdefault(key, row)
+        rows = np.array([first_row[k] for k in todo])
+        native = np.full(len(rows), np.nan)
+        usable = ~failed[rows]
+        if usable.any():
+            native[usable] = np.asarray(method.native_score(inputs[rows[usable]]), dtype=np.float64)
+        why = np.where(usable & np.isnan(native), "method could not assess the image", "")
+        why = np.where(~usable, np.char.add("upstream failure: ", reasons[rows].astype(str)), why)
+        store.put(todo, {"native": native, "reason": why.astype(str)})
+    got = store.get(keys, ["native", "reason"])
+    native = got["native"]
+    quality = method.card.quality_from_native(native)
+    return ScoreTable(
+        paths=np.array([str(p) for p in dataset.paths]),
+        identities=np.array(dataset.identities),
+        quality=quality,
+        native=native,
+        reasons=got["reason"],
+        method=method.card.name,
+    )
