@@ -8,9 +8,12 @@ image, :func:`run_study` computes
 * the paper-compatible AOC of each (SDD-FIQA Eq. 13, FNMR relative to zero
   discard, see :mod:`fiqa_bench.metrics.summaries`),
 * a percentile bootstrap interval of each AOC, resampling identities
-  (:func:`fiqa_bench.metrics.bootstrap_ci`); for speed the replicates use a
-  seeded uniform subsample of at most ``boot_max_impostors`` impostor
-  comparisons (stated in the result),
+  (:func:`fiqa_bench.metrics.bootstrap_ci`); for speed the replicates at
+  FMR ``f`` use a seeded uniform subsample of ``boot_impostors_per_inverse_fmr / f``
+  impostor comparisons (all of them when there are fewer).  The default,
+  8,000 / f, keeps at least 2 x 10/f impostors among the images left at
+  95% discard (a fraction 0.05^2 of all pairs), so the subsample never
+  makes an AOC undefined that is defined on all comparisons.
 * the **random band**: the same AOCs for ``random_seeds`` uniformly random
   qualities.  On LFW a random quality's AOC varies a lot from seed to seed
   (most genuine pairs belong to a few people), so a method's AOC means
@@ -38,7 +41,7 @@ class StudyConfig:
     axis: str = "images"
     random_seeds: int = 20
     n_boot: int = 100
-    boot_max_impostors: int = 5_000_000
+    boot_impostors_per_inverse_fmr: int = 8_000
     confidence: float = 0.95
     seed: int = 0
 
@@ -63,7 +66,7 @@ class Study:
         random_fnmr: (policy, FMR) -> ``(random_seeds, P)`` FNMR curves of random qualities.
         n_nan_qualities: images without a quality (discarded first).
         comparisons: counts and sampling of the comparisons.
-        boot_sampling: the impostor subsample the bootstrap used.
+        boot_sampling: FMR -> the impostor subsample the bootstrap used.
     """
 
     label: str
@@ -154,18 +157,17 @@ def run_study(
             study.random_fnmr.setdefault((c.policy, c.fmr_target), []).append(c.fnmr)  # type: ignore[arg-type]
     study.random_aoc = {k: np.array(v) for k, v in study.random_aoc.items()}
     study.random_fnmr = {k: np.array(v) for k, v in study.random_fnmr.items()}
-    if config.n_boot:
+    for fmr in config.fmrs if config.n_boot else ():
+        budget = int(np.ceil(config.boot_impostors_per_inverse_fmr / fmr))
         boot_comps = comps
-        if comps.n_impostor > config.boot_max_impostors:
-            boot_comps = all_vs_all(embeddings, identities, max_impostors=config.boot_max_impostors,
-                                    seed=config.seed)
-        study.boot_sampling = boot_comps.to_dict()
+        if comps.n_impostor > budget:
+            boot_comps = all_vs_all(embeddings, identities, max_impostors=budget, seed=config.seed)
+        study.boot_sampling[f"{fmr:g}"] = boot_comps.to_dict()
         for policy in config.policies:
-            for fmr in config.fmrs:
-                say(f"bootstrap ({config.n_boot} identity resamples), {policy}, FMR {fmr:g}")
-                study.ci[(policy, fmr)] = bootstrap_ci(
-                    boot_comps, qualities, statistic="aoc", fmr=fmr, policy=policy, axis=config.axis,
-                    n_boot=config.n_boot, confidence=config.confidence, seed=config.seed)
+            say(f"bootstrap ({config.n_boot} identity resamples), {policy}, FMR {fmr:g}")
+            study.ci[(policy, fmr)] = bootstrap_ci(
+                boot_comps, qualities, statistic="aoc", fmr=fmr, policy=policy, axis=config.axis,
+                n_boot=config.n_boot, confidence=config.confidence, seed=config.seed)
     return study
 
 
@@ -202,10 +204,10 @@ def study_markdown(study: Study) -> str:
              f"{c.get('n_genuine')} genuine and {c.get('n_impostor')} impostor comparisons; "
              f"pair quality = min of the two images; accept if score >= t."]
     if study.ci:
-        b = study.boot_sampling
+        used = ", ".join(f"{b['n_impostor']} at FMR={f}" for f, b in study.boot_sampling.items())
         notes.append(f"Brackets: {cfg.confidence:.0%} percentile bootstrap intervals over {cfg.n_boot} "
-                     f"identity resamples, computed on {b.get('n_impostor')} impostor comparisons "
-                     f"({b.get('impostor_sampling', {}).get('method', 'all')}).")
+                     f"identity resamples; impostor comparisons used (seeded uniform subsample where "
+                     f"fewer than all): {used}.")
     if any(np.isnan(v) for v in study.aoc.values()):
         notes.append("n/a: undefined, because fewer than 10/FMR impostor comparisons remain at high discard "
                      "ratios for that FMR (the threshold would rest on fewer than 10 false matches).")

@@ -21,16 +21,18 @@ default here.
 Two training modes:
 
 * ``head``: the backbone is frozen and its features are computed once; only
-  the linear head is fitted.  A linear head on fixed features makes the
-  Huber objective convex, so it is minimised to convergence (full-batch
-  L-BFGS on standardised features, weight decay as an L2 penalty) instead of
-  following the Adam schedule: that schedule is sized for MS1M (about 90,000
-  steps per epoch), and on LFW's 9,525 training images the paper's
-  learning rate moves the output bias by less than 1 of the 0-100 scale in
-  five epochs.  Dropout, which only regularises stochastic training, is
-  not applied in the convex fit (the L2 penalty plays its part).
-* ``full``: backbone and head are fine-tuned together with Adam and the
-  chosen schedule, dropout active (meant for a GPU).
+  the head is trained (seconds on a CPU).  A frozen backbone cannot adapt,
+  so in this mode the head has one hidden layer (1,024 ReLU units, then
+  dropout 0.5 and the output unit) and the features are standardised; it is
+  trained with Adam at a constant learning rate 1e-3, weight decay 5e-4,
+  for 60 epochs (:data:`HEAD_SCHEDULE`), since the paper's schedule, sized
+  for MS1M (about 90,000 steps per epoch), all but stops learning after
+  five epochs of LFW's ~100 steps.  Measured on LFW (cross-fitted, all
+  13,233 images, dlib-resnet), the hidden layer lifts the fixed-threshold
+  AOC at FMR 1e-2 / 1e-3 / 1e-4 from 0.28 / 0.55 / 0.48 (the paper's single
+  linear unit) to 0.66 / 0.63 / 0.50.
+* ``full``: backbone and head (the paper's dropout + one linear unit) are
+  fine-tuned together with Adam and the chosen schedule (meant for a GPU).
 """
 
 from __future__ import annotations
@@ -75,7 +77,8 @@ class Schedule:
 
 PAPER_SCHEDULE = Schedule(lr=1e-3, gamma=5e-2, step_every=5)
 OFFICIAL_SCHEDULE = Schedule(lr=1e-4, gamma=0.1, milestones=(5, 10))
-SCHEDULES = {"paper": PAPER_SCHEDULE, "official": OFFICIAL_SCHEDULE}
+HEAD_SCHEDULE = Schedule(lr=1e-3, gamma=1.0)
+SCHEDULES = {"paper": PAPER_SCHEDULE, "official": OFFICIAL_SCHEDULE, "head": HEAD_SCHEDULE}
 
 
 @dataclass(frozen=True)
@@ -84,18 +87,22 @@ class TrainConfig:
 
     Attributes:
         mode: "head" (frozen backbone, cached features) or "full".
-        epochs: passes over the training set.
+        epochs: passes over the training set (default: 60 for head, 15 for full).
         batch_size: samples per step.
-        schedule: "paper" or "official" (see module docstring).
+        schedule: "head", "paper" or "official" (default: "head" for head
+            mode, "paper" for full; see module docstring).
+        hidden: hidden units of the head (default: 1024 for head mode, 0 =
+            the paper's single linear unit for full mode).
         huber_delta: zeta of Eq. 12.
-        dropout: dropout probability before the linear layer.
+        dropout: dropout probability before the output unit.
         seed: seed of initialisation, shuffling and dropout.
     """
 
     mode: str = "head"
-    epochs: int = 15
+    epochs: int | None = None
     batch_size: int = 64
-    schedule: str = "paper"
+    schedule: str | None = None
+    hidden: int | None = None
     huber_delta: float = 1.0
     dropout: float = 0.5
     seed: int = 0
@@ -103,6 +110,13 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.mode not in ("head", "full"):
             raise ValueError(f"mode must be 'head' or 'full', got {self.mode!r}")
+        head = self.mode == "head"
+        for name, value in (("epochs", 60 if head else 15), ("schedule", "head" if head else "paper"),
+                            ("hidden", 1024 if head else 0)):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        if self.hidden < 0:
+            raise ValueError(f"hidden must be >= 0, got {self.hidden}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {sorted(SCHEDULES)}, got {self.schedule!r}")
         if self.epochs < 1 or self.batch_size < 1:
@@ -112,22 +126,25 @@ class TrainConfig:
 
 
 class QualityHead(nn.Module):
-    """Standardise, dropout, one linear unit: backbone features ``(N, F)`` -> qualities ``(N,)``.
+    """Backbone features ``(N, F)`` -> qualities ``(N,)``.
 
-    ``mean`` and ``scale`` (buffers, saved with the head) standardise the
-    features; they are 0 and 1 unless set from training data.
+    ``hidden == 0``: standardise, dropout, one linear unit (the paper's head).
+    ``hidden > 0``: standardise, linear to ``hidden`` units, ReLU, dropout,
+    one linear unit.  ``mean`` and ``scale`` (buffers, saved with the head)
+    standardise the features; they are 0 and 1 unless set from training data.
     """
 
-    def __init__(self, in_features: int, dropout: float = 0.5) -> None:
+    def __init__(self, in_features: int, dropout: float = 0.5, hidden: int = 0) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(in_features))
         self.register_buffer("scale", torch.ones(in_features))
-        self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(in_features, 1)
+        layers: list[nn.Module] = [nn.Linear(in_features, hidden), nn.ReLU()] if hidden else []
+        self.body = nn.Sequential(*layers, nn.Dropout(dropout))
+        self.out = nn.Linear(hidden or in_features, 1)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         x = (features.flatten(1) - self.mean) / self.scale
-        return self.fc(self.dropout(x)).squeeze(1)
+        return self.out(self.body(x)).squeeze(1)
 
 
 class QualityRegressor(nn.Module):
@@ -200,47 +217,33 @@ def train_head(
     features: np.ndarray,
     labels: np.ndarray,
     config: TrainConfig,
-    max_iter: int = 500,
+    progress: Callable[[int, float], None] | None = None,
 ) -> tuple[QualityHead, TrainLog]:
-    """Fit a :class:`QualityHead` on frozen backbone ``features`` ``(N, F)`` (mode "head").
+    """Train a :class:`QualityHead` on frozen backbone ``features`` ``(N, F)`` (mode "head").
 
-    Minimises ``mean Huber(head(x) - Q) + weight_decay * |w|^2`` with
-    full-batch L-BFGS (strong Wolfe line search) from ``w = 0`` and the bias
-    at the median label; deterministic.
+    Features are standardised with their training mean and deviation (stored
+    in the head); the output bias starts at the median label.
     """
     features = np.asarray(features, dtype=np.float32)
     if features.ndim != 2 or len(features) == 0:
         raise ValueError(f"features must be a non-empty (N, F) array, got shape {features.shape}")
     if not np.isfinite(features).all():
         raise ValueError("features contain NaN or inf; drop failed images first")
-    y = _check_labels(labels, len(features)).double()
-    x = torch.from_numpy(features).double()
-    head = QualityHead(x.shape[1], config.dropout).double()
-    head.mean.copy_(x.mean(0))
-    head.scale.copy_(x.std(0).clamp_min(1e-6))
+    y = _check_labels(labels, len(features))
+    x = torch.from_numpy(features)
+    torch.manual_seed(config.seed)
+    head = QualityHead(x.shape[1], config.dropout, config.hidden)
     with torch.no_grad():
-        head.fc.weight.zero_()
-        head.fc.bias.fill_(float(y.median()))
-    schedule = SCHEDULES[config.schedule]
-    loss_fn = nn.HuberLoss(delta=config.huber_delta)
-    optimiser = torch.optim.LBFGS(head.fc.parameters(), lr=1.0, max_iter=max_iter,
-                                  tolerance_grad=1e-9, tolerance_change=1e-12, line_search_fn="strong_wolfe")
-    head.eval()  # the convex fit uses no dropout
+        head.mean.copy_(x.mean(0))
+        head.scale.copy_(x.std(0).clamp_min(1e-6))
+        head.out.bias.fill_(float(y.median()))
 
-    def objective() -> torch.Tensor:
-        optimiser.zero_grad()
-        loss = loss_fn(head(x), y) + schedule.weight_decay * head.fc.weight.pow(2).sum()
-        loss.backward()
-        return loss
+    def batches(gen: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        order = torch.randperm(len(x), generator=gen)
+        return [(x[idx], y[idx]) for idx in order.split(config.batch_size)]
 
-    log = TrainLog(config=asdict(config) | {"solver": "lbfgs", "max_iter": max_iter,
-                                            "weight_decay": schedule.weight_decay})
-    with torch.no_grad():
-        log.add(0, 0.0, float(loss_fn(head(x), y)))
-    optimiser.step(objective)
-    with torch.no_grad():
-        log.add(1, 0.0, float(loss_fn(head(x), y)))
-    return head.float().eval(), log
+    log = _fit(head, list(head.parameters()), batches, config, progress)
+    return head, log
 
 
 def train_full(
@@ -259,7 +262,7 @@ def train_full(
         raise ValueError(f"chips must be a non-empty (N, S, S, 3) uint8 array, got {chips.dtype} {chips.shape}")
     y = _check_labels(labels, len(chips))
     torch.manual_seed(config.seed)
-    head = QualityHead(network.backbone_dim, config.dropout)
+    head = QualityHead(network.backbone_dim, config.dropout, config.hidden)
     model = QualityRegressor(network, head)
     raw = torch.from_numpy(chips)
 

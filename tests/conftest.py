@@ -36,3 +36,22 @@ def random_texture(seed: int, size: int = 120) -> np.ndarray:
     rng = np.random.default_rng(seed)
     small = rng.integers(0, 256, (size // 8, size // 8, 3), dtype=np.uint8)
     return np.kron(small, np.ones((8, 8, 1), dtype=np.uint8))
+
+
+@pytest.fixture(scope="session")
+def lfw_devtest_cache(lfw_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache holding LFW devtest faces, chips, embeddings and backbone features of dlib-resnet.
+
+    Built once per test session (about a minute on 2 cores) and shared by
+    the tests that need real LFW numbers.
+    """
+    from fiqa_bench.data import load_dataset
+    from fiqa_bench.pipeline import embed_dataset
+    from fiqa_bench.recognition import create_model
+
+    cache = tmp_path_factory.mktemp("lfw-devtest-cache")
+    dataset = load_dataset("lfw", lfw_root, "devtest")
+    model = create_model("dlib-resnet")
+    for output in ("embedding", "backbone"):
+        embed_dataset(dataset, model, cache, progress=False, output=output)
+    return cache

@@ -1,0 +1,48 @@
+"""The LFW protocols: cross-fitting and the results folder (on the 3,708 devtest images)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fiqa_bench.evaluation import StudyConfig
+from fiqa_bench.method import PROTOCOLS, load_plugins
+from fiqa_bench.scoring import ScoreTable
+
+
+def test_lfw_devtest_writes_a_complete_results_folder(lfw_root: Path, lfw_devtest_cache: Path, tmp_path: Path):
+    load_plugins()
+    out = PROTOCOLS.get("lfw-devtest")(
+        "sdd", data_root=lfw_root, cache_dir=lfw_devtest_cache, out_dir=tmp_path / "res",
+        config=StudyConfig(fmrs=(1e-2, 1e-3), random_seeds=3, n_boot=2), progress=False)
+    assert {p.name for p in out.iterdir()} == {"table.md", "evrc.png", "scores.csv", "study.json",
+                                               "provenance.json"}
+    with open(out / "scores.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 3708 and all(r["quality"] for r in rows)
+    stamp = json.loads((out / "provenance.json").read_text())
+    assert stamp["protocol"] == "lfw-devtest" and stamp["git"]["commit"]
+    assert len(stamp["scorers"]) == 1 and stamp["scorers"][0]["checkpoint"].endswith("lfw-devtrain.pt")
+    table = (out / "table.md").read_text()
+    assert "### AOC, recomputed threshold" in table and "### AOC, fixed threshold" in table
+    assert "24620 genuine" in table and "random, 95th percentile" in table
+    study = json.loads((out / "study.json").read_text())
+    assert set(study["aoc"]) == {"recomputed@0.01", "recomputed@0.001", "fixed@0.01", "fixed@0.001"}
+
+
+def test_cross_fit_merge_covers_every_image_once():
+    from fiqa_bench.protocols.lfw import _merge
+
+    def table(paths: list[str], q: list[float]) -> ScoreTable:
+        n = len(paths)
+        return ScoreTable(np.array(paths), np.array(["x"] * n), np.array(q), np.array(q),
+                          np.array([""] * n), "m")
+
+    merged = _merge([table(["b", "d"], [2, 4]), table(["a", "c"], [1, 3])], [Path(p) for p in "abcd"])
+    assert merged.paths.tolist() == ["a", "b", "c", "d"] and merged.quality.tolist() == [1, 2, 3, 4]
+    with pytest.raises(RuntimeError, match="scored by no fold"):
+        _merge([table(["a"], [1])], [Path("a"), Path("z")])

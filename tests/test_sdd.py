@@ -1,0 +1,112 @@
+"""SDD-FIQA end to end: training, checkpoints, scoring, the shipped models, the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fiqa_bench.cli import main
+from fiqa_bench.data import load_dataset
+from fiqa_bench.hashing import sha256_file
+from fiqa_bench.method import METHODS, create_method, load_plugins
+from fiqa_bench.scoring import score_dataset
+
+PEOPLE = ["Colin_Powell", "Tony_Blair", "Donald_Rumsfeld", "Gerhard_Schroeder"]
+
+
+@pytest.fixture()
+def small_folder(tmp_path: Path, lfw_root: Path) -> Path:
+    """4 people x 4 images, one person with a single image, and a zero-byte file."""
+    root = tmp_path / "faces"
+    images = lfw_root / "lfw" / "images_deepfunneled"
+    for person in PEOPLE:
+        (root / person).mkdir(parents=True)
+        for k in range(1, 5):
+            name = f"{person}_{k:04d}.jpg"
+            shutil.copy(images / person / name, root / person / name)
+    (root / "Aaron_Eckhart").mkdir()
+    shutil.copy(images / "Aaron_Eckhart" / "Aaron_Eckhart_0001.jpg", root / "Aaron_Eckhart")
+    (root / PEOPLE[0] / "broken.jpg").write_bytes(b"")
+    return root
+
+
+def test_train_and_score_a_folder(small_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
+    cache, ckpt = tmp_path / "cache", tmp_path / "sdd.pt"
+    code = main(["train", "--method", "sdd", "--dataset", f"folder:{small_folder}", "--out", str(ckpt),
+                 "--cache-dir", str(cache), "--quiet", "--workers", "1", "--set", "m=3", "--set", "repetitions=4"])
+    assert code == 0, capsys.readouterr().err
+    record = json.loads(ckpt.with_suffix(".json").read_text())
+    assert record["sha256"] == sha256_file(ckpt)
+    assert record["n_images"] == 18 and record["n_failed_images"] == 1
+    assert record["n_singletons"] == 1 and record["n_labelled"] == 16
+    assert record["labels"] == {"m": 3, "repetitions": 4, "seed": 0, "variant": "sdd"}
+    assert "git" in record["provenance"]
+
+    out = tmp_path / "scores.csv"
+    assert main(["score", "--method", "sdd", "--weights", str(ckpt), "--dataset", f"folder:{small_folder}",
+                 "--out", str(out), "--cache-dir", str(cache), "--quiet", "--workers", "1"]) == 0
+    lines = out.read_text().splitlines()
+    assert lines[0] == "path,identity,quality,native,reason" and len(lines) == 19
+    broken = [ln for ln in lines if "broken.jpg" in ln][0]
+    assert ",,," in broken and "upstream failure: empty file" in broken
+    assert "1 without a quality score" in capsys.readouterr().out
+
+
+def test_training_options_are_checked(small_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
+    code = main(["train", "--method", "sdd", "--dataset", f"folder:{small_folder}", "--out",
+                 str(tmp_path / "x.pt"), "--quiet", "--workers", "1", "--set", "colour=blue"])
+    assert code == 2 and "colour" in capsys.readouterr().err
+    assert main(["train", "--method", "sdd", "--dataset", f"folder:{small_folder}", "--set", "novalue"]) == 2
+
+
+def test_shipped_models_are_what_their_records_say():
+    load_plugins()
+    from fiqa_bench.methods.sdd import WEIGHTS_DIR, shipped_checkpoint
+
+    for trained_on in ("lfw:devtrain", "lfw:devtest"):
+        path = shipped_checkpoint(trained_on)
+        record = json.loads(path.with_suffix(".json").read_text())
+        assert record["sha256"] == sha256_file(path) and record["trained_on"] == trained_on
+        assert path.stat().st_size < 5 * 2**20
+        method = create_method("sdd", trained_on=trained_on)
+        assert method.card.weights_sha256 == record["sha256"]
+        assert method.card.needs == "backbone:dlib-resnet" and method.card.higher_is_better
+    with pytest.raises(FileNotFoundError, match="shipped"):
+        create_method("sdd", trained_on="lfw:everything")
+    with pytest.raises(ValueError, match="not both"):
+        METHODS.get("sdd")(weights=Path("a.pt"), trained_on="lfw:devtest")
+    assert WEIGHTS_DIR.is_dir()
+
+
+def test_shipped_devtest_model_is_reproduced(lfw_root: Path, lfw_devtest_cache: Path, tmp_path: Path):
+    """Retraining on LFW peopleDevTest with the documented command gives the shipped weights."""
+    load_plugins()
+    from fiqa_bench.methods.sdd import shipped_checkpoint, train_sdd
+
+    out = tmp_path / "retrained.pt"
+    record = train_sdd(load_dataset("lfw", lfw_root, "devtest"), "dlib-resnet", lfw_devtest_cache, out,
+                       progress=False)
+    shipped = torch.load(shipped_checkpoint("lfw:devtest"), weights_only=True)
+    again = torch.load(out, weights_only=True)
+    assert shipped["meta"]["n_labelled"] == record["n_labelled"] == 2493
+    for key, value in shipped["state_dict"].items():
+        assert torch.allclose(value, again["state_dict"][key], rtol=1e-4, atol=1e-5), key
+
+
+def test_scores_are_cached(small_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    method = create_method("sdd", trained_on="lfw:devtest")
+    dataset = load_dataset(f"folder:{small_folder}", tmp_path)
+    first = score_dataset(method, dataset, tmp_path / "c", workers=1, progress=False)
+    assert np.isnan(first.quality).sum() == 1 and np.isfinite(first.quality).sum() == 17
+
+    def boom(*args, **kwargs):
+        raise AssertionError("scored again although cached")
+
+    monkeypatch.setattr(method, "native_score", boom)
+    second = score_dataset(method, dataset, tmp_path / "c", workers=1, progress=False)
+    assert np.array_equal(first.quality, second.quality, equal_nan=True)
