@@ -97,7 +97,8 @@ PROTOCOLS: Registry[Callable[..., object]] = Registry("protocol")
 #: ``trainer(dataset, model_name, cache_dir, out, options: dict[str, str], workers, progress) -> dict``
 #: where ``options`` are the ``--set key=value`` pairs of ``fiqa-bench train``
 #: plus ``mode``, ``epochs``, ``schedule`` and ``seed``; it writes the
-#: checkpoint to ``out`` and returns the training record.
+#: checkpoint to ``out`` and returns the training record, which holds at
+#: least the checkpoint's ``sha256``.
 TRAINERS: Registry[Callable[..., dict]] = Registry("trainer")
 
 _PLUGIN_PACKAGES = ("fiqa_bench.methods", "fiqa_bench.protocols")
