@@ -92,10 +92,30 @@ def file_key(path: Path) -> str:
         return "unreadable:" + hashlib.sha256(str(path).encode()).hexdigest()
 
 
+#: (path, size, mtime_ns) -> content key, for files already hashed by this process.
+_KEY_MEMO: dict[tuple[str, int, int], str] = {}
+
+
+def _memo_key(path: Path) -> str:
+    """:func:`file_key`, reused while the file's size and modification time are unchanged.
+
+    One protocol run asks for the keys of the same images at several stages
+    (embeddings, backbone features, scores); each file is read and hashed once.
+    """
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return file_key(path)
+    stamp = (str(path), st.st_size, st.st_mtime_ns)
+    if stamp not in _KEY_MEMO:
+        _KEY_MEMO[stamp] = file_key(path)
+    return _KEY_MEMO[stamp]
+
+
 def hash_files(paths: list[Path], progress: bool = True) -> list[str]:
     """:func:`file_key` of every path, with a progress bar."""
-    return [file_key(p) for p in tqdm(paths, desc="hashing images", unit="img", disable=not progress,
-                                      file=sys.stderr, leave=False)]
+    return [_memo_key(p) for p in tqdm(paths, desc="hashing images", unit="img", disable=not progress,
+                                       file=sys.stderr, leave=False)]
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fiqa_bench.data import Dataset
 from fiqa_bench.data.lfw import load_lfw
 from fiqa_bench.evaluation import StudyConfig, run_study, study_markdown
 from fiqa_bench.hashing import sha256_json
@@ -69,7 +70,7 @@ class LFWProtocol:
         dataset = load_lfw(data_root, self.split)
         say(f"{self.name}: embedding {len(dataset)} images with {model}")
         emb = embed_dataset(dataset, create_model(model), cache_dir, workers=workers, progress=progress)
-        table, scorers = self._score(method, weights, data_root, cache_dir, workers, progress)
+        table, scorers = self._score(method, weights, dataset, data_root, cache_dir, workers, progress)
         if list(table.paths) != list(emb.paths):
             raise RuntimeError("internal error: score rows do not follow the dataset order")
         keep = ~emb.failed
@@ -107,14 +108,13 @@ class LFWProtocol:
         return out_dir
 
     def _score(
-        self, method_name: str, weights: Path | None, data_root: Path, cache_dir: Path,
+        self, method_name: str, weights: Path | None, dataset: Dataset, data_root: Path, cache_dir: Path,
         workers: int | None, progress: bool,
     ) -> tuple[ScoreTable, list[dict]]:
         """Scores of every image of the protocol split, cross-fitted when the method is trained."""
         probe = create_method(method_name, weights=weights)
         if not probe.card.trained or weights is not None:
-            table = score_dataset(probe, load_lfw(data_root, self.split), cache_dir, workers=workers,
-                                  progress=progress)
+            table = score_dataset(probe, dataset, cache_dir, workers=workers, progress=progress)
             return table, [_scorer(probe, len(table.paths), "all images (no cross-fitting)")]
         parts, scorers = [], []
         for fold in self.folds:
@@ -122,7 +122,7 @@ class LFWProtocol:
             part = score_dataset(method, load_lfw(data_root, fold), cache_dir, workers=workers, progress=progress)
             parts.append(part)
             scorers.append(_scorer(method, len(part.paths), f"lfw:{fold} images"))
-        return _merge(parts, load_lfw(data_root, self.split).paths), scorers
+        return _merge(parts, dataset.paths), scorers
 
 
 def _scorer(method: QualityMethod, n: int, scope: str) -> dict:
