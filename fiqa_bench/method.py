@@ -37,7 +37,8 @@ class MethodCard:
         name: registry name.
         paper: citation of the method's paper.
         higher_is_better: whether the *native* output grows with quality.
-        needs: "chips:<template>" or "embeddings:<model>".
+        needs: "chips:<template>", "embeddings:<model>", "backbone:<model>"
+            or "stages:<model>" (see :class:`QualityMethod`).
         trained: whether the method must be trained before scoring.
         weights: where trained weights come from, or "none".
         weights_sha256: hash of shipped weights, or "".
@@ -63,7 +64,8 @@ class QualityMethod(ABC):
     ``native_score`` receives what ``card.needs`` names, for N samples:
     ``chips:<template>`` -> ``(N, S, S, 3)`` uint8 aligned chips;
     ``embeddings:<model>`` -> ``(N, D)`` unit embeddings of that model;
-    ``backbone:<model>`` -> ``(N, F)`` backbone features of that model.
+    ``backbone:<model>`` -> ``(N, F)`` backbone features of that model;
+    ``stages:<model>`` -> ``(N, F)`` its pooled stage outputs.
     Rows of images that failed upstream are never passed in.
     """
 

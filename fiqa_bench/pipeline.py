@@ -211,9 +211,11 @@ def embed_dataset(
         settings: alignment settings (default :class:`AlignmentSettings`).
         workers: processes for detection/alignment (default: CPU count).
         progress: show progress bars on stderr.
-        output: ``"embedding"`` (L2-normalised embeddings) or ``"backbone"``
+        output: ``"embedding"`` (L2-normalised embeddings), ``"backbone"``
             (the flattened backbone output of a PyTorch model, before the
-            embedding layer; what SDD-FIQA's head mode and PFE read).
+            embedding layer; what PFE reads) or ``"stages"`` (each stage's
+            output averaged over space, concatenated; what SDD-FIQA's head
+            mode reads; see ``TorchRecognitionModel.stage_features``).
     """
     settings = settings or AlignmentSettings()
     workers = workers or min(os.cpu_count() or 1, 8)
@@ -222,12 +224,14 @@ def embed_dataset(
         compute, dim = model.embed, model.card.embedding_dim
     elif output == "backbone" and isinstance(model, TorchRecognitionModel):
         compute, dim = model.backbone_features, model.network.backbone_dim
+    elif output == "stages" and isinstance(model, TorchRecognitionModel) and model.network.stage_widths:
+        compute, dim = model.stage_features, sum(model.network.stage_widths)
     else:
-        raise ValueError(f"output must be 'embedding' or 'backbone' (PyTorch models only); "
-                         f"got {output!r} for {model.card.name}")
+        raise ValueError(f"output must be 'embedding', or 'backbone' or 'stages' of a PyTorch model that "
+                         f"has them; got {output!r} for {model.card.name}")
     paths = dataset.paths
     keys = hash_files(paths, progress)
-    store = KeyedStore(cache_dir / ("embeddings" if output == "embedding" else "backbone")
+    store = KeyedStore(cache_dir / ("embeddings" if output == "embedding" else output)
                        / model.fingerprint()[:32] / settings.digest())
     todo = store.missing(keys)
     faces = KeyedStore(cache_dir / "faces" / settings.digest())

@@ -73,12 +73,12 @@ def method_inputs(
     if kind == "chips":
         chips, failed = dataset_chips(dataset, argument, cache_dir, settings, workers, progress)
         return chips, failed, np.where(failed, "image could not be aligned", "")
-    if kind in ("embeddings", "backbone"):
-        output = "embedding" if kind == "embeddings" else "backbone"
+    if kind in ("embeddings", "backbone", "stages"):
+        output = "embedding" if kind == "embeddings" else kind
         result = embed_dataset(dataset, create_model(argument), cache_dir, settings, workers, progress, output)
         return result.embeddings, result.failed, result.reasons
-    raise ValueError(f"a method's 'needs' must be chips:<template>, embeddings:<model> or "
-                     f"backbone:<model>, got {needs!r}")
+    raise ValueError(f"a method's 'needs' must be chips:<template>, embeddings:<model>, "
+                     f"backbone:<model> or stages:<model>, got {needs!r}")
 
 
 def score_dataset(

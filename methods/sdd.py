@@ -16,7 +16,9 @@ Huber loss (Eq. 12; :mod:`fiqa_bench.quality_regression`), and its output
 is the quality: higher is better.
 
 The shipped models: ``dlib-resnet`` backbone, ``head`` mode (the backbone is
-frozen; only the linear head is learned), one trained on LFW peopleDevTrain
+frozen; an ensemble of five small heads on its pooled stage features is
+learned, see :mod:`fiqa_bench.quality_regression` for why and how it was
+chosen), one trained on LFW peopleDevTrain
 and one on LFW peopleDevTest, so that every LFW image can be scored by a
 model that never saw its identity (the ``lfw`` protocol cross-fits).  Each
 file in ``methods/weights/`` has a ``.json`` beside it with its sha256, the
@@ -40,6 +42,7 @@ from fiqa_bench.method import METHODS, TRAINERS, MethodCard, QualityMethod
 from fiqa_bench.pipeline import dataset_chips, embed_dataset
 from fiqa_bench.pseudo_labels import sdd_pseudo_labels
 from fiqa_bench.quality_regression import (
+    QualityEnsemble,
     QualityHead,
     QualityRegressor,
     TrainConfig,
@@ -52,7 +55,7 @@ from fiqa_bench.report.provenance import provenance
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 PAPER = "F.-Z. Ou et al., SDD-FIQA: Unsupervised Face Image Quality Assessment with Similarity Distribution Distance, CVPR 2021"
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
 
 
 def shipped_checkpoint(trained_on: str, model: str = "dlib-resnet", mode: str = "head") -> Path:
@@ -73,9 +76,10 @@ class LabelSettings:
 class SDDFIQA(QualityMethod):
     """SDD-FIQA's quality regressor, loaded from a checkpoint.
 
-    A ``head`` checkpoint reads the recognition model's backbone features
-    (``needs = backbone:<model>``); a ``full`` checkpoint carries a fine-tuned
-    backbone and reads aligned chips (``needs = chips:<template>``).
+    A ``head`` checkpoint reads the recognition model's pooled stage outputs
+    or backbone features (``needs = stages:<model>`` or ``backbone:<model>``);
+    a ``full`` checkpoint carries a fine-tuned backbone and reads aligned
+    chips (``needs = chips:<template>``).
     """
 
     def __init__(self, checkpoint: Path) -> None:
@@ -89,14 +93,16 @@ class SDDFIQA(QualityMethod):
         self.mode: str = self.meta["mode"]
         model_name = self.meta["model"]
         self._digest = sha256_file(checkpoint)
-        head = QualityHead(int(self.meta["in_features"]), float(self.meta["dropout"]), int(self.meta["hidden"]))
+        in_features, hidden = int(self.meta["in_features"]), int(self.meta["hidden"])
+        dropout = float(self.meta["dropout"])
         if self.mode == "head":
-            head.load_state_dict(payload["state_dict"])
-            self.head = head.eval()
-            needs = f"backbone:{model_name}"
+            self.head = QualityEnsemble(in_features, int(self.meta["ensemble"]), dropout, hidden)
+            self.head.load_state_dict(payload["state_dict"])
+            self.head.eval()
+            needs = f"{self.meta['features']}:{model_name}"
         else:
             network = create_model(model_name).network
-            self.regressor = QualityRegressor(network, head)
+            self.regressor = QualityRegressor(network, QualityHead(in_features, dropout, hidden))
             self.regressor.load_state_dict(payload["state_dict"])
             self.regressor.eval()
             needs = f"chips:{self.meta['template']}"
@@ -147,7 +153,7 @@ def train_sdd(
         raise ValueError(f"{dataset.name}: only {int(use.sum())} images have a pseudo-label; "
                          "SDD-FIQA needs identities with at least two images")
     if config.mode == "head":
-        feats = embed_dataset(dataset, model, cache_dir, settings, workers, progress, output="backbone")
+        feats = embed_dataset(dataset, model, cache_dir, settings, workers, progress, output=config.features)
         head, log = train_head(feats.embeddings[use], target[use], config)
         state, in_features = head.state_dict(), feats.embeddings.shape[1]
     else:
@@ -161,6 +167,8 @@ def train_sdd(
         "template": model.card.template,
         "in_features": int(in_features),
         "hidden": int(config.hidden),
+        "ensemble": int(config.ensemble),
+        "features": config.features,
         "dropout": config.dropout,
         "trained_on": dataset.name,
         "n_images": int(len(target)),
@@ -190,7 +198,7 @@ def _train_from_options(
     progress: bool = True,
 ) -> dict:
     """:func:`train_sdd` with ``fiqa-bench train`` options (mode, epochs, schedule, seed, batch_size,
-    hidden, m, repetitions, variant, label_seed)."""
+    hidden, ensemble, features, m, repetitions, variant, label_seed)."""
     options = dict(options)
     default_labels = LabelSettings()
     labels = LabelSettings(
@@ -199,12 +207,14 @@ def _train_from_options(
         seed=int(options.pop("label_seed", default_labels.seed)),
         variant=options.pop("variant", default_labels.variant),
     )
-    numbers = {k: int(options.pop(k)) for k in ("epochs", "seed", "batch_size", "hidden") if k in options}
-    texts = {k: options.pop(k) for k in ("mode", "schedule") if k in options}
+    numbers = {k: int(options.pop(k)) for k in ("epochs", "seed", "batch_size", "hidden", "ensemble")
+               if k in options}
+    texts = {k: options.pop(k) for k in ("mode", "schedule", "features") if k in options}
     config = TrainConfig(**numbers, **texts)
     if options:
         raise ValueError(f"unknown SDD-FIQA training options {sorted(options)}; known: mode, epochs, "
-                         "schedule, seed, batch_size, hidden, m, repetitions, variant, label_seed")
+                         "schedule, seed, batch_size, hidden, ensemble, features, m, repetitions, variant, "
+                         "label_seed")
     return train_sdd(dataset, model_name, cache_dir, out, config, labels, workers=workers, progress=progress)
 
 

@@ -40,7 +40,7 @@ def random_texture(seed: int, size: int = 120) -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def lfw_devtest_cache(lfw_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A cache holding LFW devtest faces, chips, embeddings and backbone features of dlib-resnet.
+    """A cache holding LFW devtest faces, chips, embeddings, backbone and stage features of dlib-resnet.
 
     Built once per test session (about a minute on 2 cores) and shared by
     the tests that need real LFW numbers.
@@ -52,6 +52,6 @@ def lfw_devtest_cache(lfw_root: Path, tmp_path_factory: pytest.TempPathFactory) 
     cache = tmp_path_factory.mktemp("lfw-devtest-cache")
     dataset = load_dataset("lfw", lfw_root, "devtest")
     model = create_model("dlib-resnet")
-    for output in ("embedding", "backbone"):
+    for output in ("embedding", "backbone", "stages"):
         embed_dataset(dataset, model, cache, progress=False, output=output)
     return cache

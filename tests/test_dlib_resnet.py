@@ -272,6 +272,11 @@ def test_registry_factory() -> None:
     emb = model.embed(chips)
     assert emb.shape == (3, 128) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
     assert model.backbone_features(chips).shape == (3, 256)
+    stages = model.stage_features(chips)
+    assert stages.shape == (3, 32 + 64 + 128 + 256 + 256)
+    # the last level's pooled output is the backbone output (dlib pools it globally)
+    np.testing.assert_allclose(stages[:, -256:], model.backbone_features(chips), rtol=1e-5, atol=1e-6)
+    assert model.stage_features(chips[:0]).shape == (0, 736)
     assert model.fingerprint() == MODELS.get("dlib-resnet")(None, "cpu").fingerprint()
 
 

@@ -112,6 +112,8 @@ def test_shapes_and_unit_norm(loaded: TorchRecognitionModel, chips: np.ndarray) 
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
     feats = model.backbone_features(chips)
     assert feats.shape == (2, 25088)
+    stages = model.stage_features(chips)
+    assert stages.shape == (2, 64 + 128 + 256 + 512) and np.isfinite(stages).all()
     assert model.embed(chips[:0]).shape == (0, 512)
 
 

@@ -26,12 +26,12 @@ def test_head_learns_a_nonlinear_quality():
     rng = np.random.default_rng(0)
     features = rng.normal(size=(2048, 8)).astype(np.float32)
     labels = 50 + 10 * np.tanh(features[:, 0]) - 8 * np.abs(features[:, 1])
-    head, log = train_head(features, labels, TrainConfig(epochs=20, hidden=128, seed=1))
+    head, log = train_head(features, labels, TrainConfig(epochs=20, hidden=128, seed=1, ensemble=1))
     test = rng.normal(size=(500, 8)).astype(np.float32)
     truth = 50 + 10 * np.tanh(test[:, 0]) - 8 * np.abs(test[:, 1])
     assert np.corrcoef(predict_head(head, test), truth)[0, 1] > 0.95
     assert log.epochs[-1]["loss"] < log.epochs[0]["loss"] / 3
-    again, _ = train_head(features, labels, TrainConfig(epochs=20, hidden=128, seed=1))
+    again, _ = train_head(features, labels, TrainConfig(epochs=20, hidden=128, seed=1, ensemble=1))
     assert np.array_equal(predict_head(again, test), predict_head(head, test))  # deterministic
 
 
@@ -40,17 +40,36 @@ def test_paper_head_is_linear_and_robust_to_outlying_labels():
     features = rng.normal(size=(400, 4)).astype(np.float32)
     labels = 40 + 5 * features[:, 0]
     labels[:20] += 300  # gross label errors: Huber keeps the slope, least squares would not
-    config = TrainConfig(hidden=0, epochs=150, batch_size=8, dropout=0.0)
+    config = TrainConfig(hidden=0, epochs=150, batch_size=8, dropout=0.0, ensemble=1)
     head, _ = train_head(features, labels, config)
-    assert len(list(head.body)) == 1  # dropout only: the paper's single linear unit
+    assert len(head.members) == 1
+    assert len(list(head.members[0].body)) == 1  # dropout only: the paper's single linear unit
     slope = np.polyfit(features[20:, 0], predict_head(head, features[20:]), 1)[0]
     assert slope == pytest.approx(5, rel=0.1)
 
 
 def test_config_defaults_depend_on_mode():
     head, full = TrainConfig(), TrainConfig(mode="full")
-    assert (head.epochs, head.schedule, head.hidden) == (60, "head", 1024)
-    assert (full.epochs, full.schedule, full.hidden) == (15, "paper", 0)
+    assert (head.epochs, head.schedule, head.hidden, head.ensemble, head.features) == (30, "head", 256, 5, "stages")
+    assert (full.epochs, full.schedule, full.hidden, full.ensemble, full.features) == (15, "paper", 0, 1, "chips")
+
+
+def test_ensemble_is_the_mean_of_members_seeded_apart():
+    rng = np.random.default_rng(3)
+    features = rng.normal(size=(300, 5)).astype(np.float32)
+    labels = 50 + 10 * features[:, 0] + rng.normal(size=300)
+    ensemble, log = train_head(features, labels, TrainConfig(epochs=3, hidden=16, ensemble=3, seed=7))
+    assert len(ensemble.members) == 3
+    assert sorted({row["member"] for row in log.epochs}) == [0, 1, 2] and len(log.epochs) == 9
+    x = torch.from_numpy(features[:10])
+    with torch.inference_mode():
+        each = torch.stack([m(x) for m in ensemble.members])
+        assert torch.allclose(ensemble(x), each.mean(0))
+    assert not torch.equal(each[0], each[1])  # different seeds, different members
+    # member j is exactly the single head trained from seed + j
+    single, _ = train_head(features, labels, TrainConfig(epochs=3, hidden=16, ensemble=1, seed=8))
+    with torch.inference_mode():
+        assert torch.equal(single(x), each[1])
 
 
 def test_predict_keeps_nan_rows():
@@ -70,6 +89,12 @@ def test_bad_input_is_rejected():
         TrainConfig(mode="partial")
     with pytest.raises(ValueError, match="schedule"):
         TrainConfig(schedule="cosine")
+    with pytest.raises(ValueError, match="ensemble"):
+        TrainConfig(mode="full", ensemble=3)
+    with pytest.raises(ValueError, match="ensemble"):
+        TrainConfig(ensemble=0)
+    with pytest.raises(ValueError, match="features"):
+        TrainConfig(features="pixels")
 
 
 def test_full_mode_fine_tunes_the_backbone_on_cpu():

@@ -75,7 +75,7 @@ def test_shipped_models_are_what_their_records_say():
         assert path.stat().st_size < 5 * 2**20
         method = create_method("sdd", trained_on=trained_on)
         assert method.card.weights_sha256 == record["sha256"]
-        assert method.card.needs == "backbone:dlib-resnet" and method.card.higher_is_better
+        assert method.card.needs == "stages:dlib-resnet" and method.card.higher_is_better
     with pytest.raises(FileNotFoundError, match="shipped"):
         create_method("sdd", trained_on="lfw:everything")
     with pytest.raises(ValueError, match="not both"):

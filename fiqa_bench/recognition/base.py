@@ -7,7 +7,10 @@ template named in its card) and returns L2-normalised embeddings
 embedding layer) and ``embedding`` (the final layer), because FIQA methods
 need the inside of the network: SER-FIQ puts dropout between the two,
 SDD-FIQA's regression network starts from the backbone, PFE reads the
-backbone's features.
+backbone's features.  A network may also expose the outputs of its stages
+(:meth:`TorchEmbeddingNet.stage_outputs`): the global average of each stage's
+feature map, concatenated, describes an image at every scale the network
+sees it (:meth:`TorchRecognitionModel.stage_features`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -91,14 +95,21 @@ class TorchEmbeddingNet(nn.Module):
     Subclasses set ``backbone`` and ``embedding`` and implement
     :meth:`preprocess` (uint8 NHWC RGB tensor -> float NCHW input).
     ``backbone_dim`` is the length of the flattened backbone output.
+    Networks split into stages (resolution levels) list each stage's channel
+    count in ``stage_widths`` and implement :meth:`stage_outputs`.
     """
 
     backbone: nn.Module
     embedding: nn.Module
     backbone_dim: int
+    stage_widths: tuple[int, ...] = ()
 
     def preprocess(self, chips: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def stage_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The feature map ``(N, C_s, H_s, W_s)`` at the end of each stage, for preprocessed ``x``."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose the outputs of its stages")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.embedding(self.backbone(x))
@@ -144,7 +155,7 @@ class TorchRecognitionModel(RecognitionModel):
         h.update(self._weights_digest.encode())
         return h.hexdigest()
 
-    def _run(self, chips: np.ndarray, stage: nn.Module) -> np.ndarray:
+    def _run(self, chips: np.ndarray, stage: Callable[[torch.Tensor], torch.Tensor]) -> np.ndarray:
         check_chips(chips, self.chip_size)
         out = []
         with torch.inference_mode():
@@ -168,3 +179,23 @@ class TorchRecognitionModel(RecognitionModel):
             check_chips(chips, self.chip_size)
             return np.zeros((0, self.network.backbone_dim), np.float32)
         return self._run(chips, self.network.backbone)
+
+    def stage_features(self, chips: np.ndarray) -> np.ndarray:
+        """Each stage's output averaged over space, concatenated: ``(N, sum(stage_widths))``.
+
+        ``f(x) = [mean_hw S_1(x), ..., mean_hw S_L(x)]`` with ``S_l`` the
+        feature map at the end of stage ``l``.  Early stages respond to blur,
+        noise and lighting, late ones to pose and identity cues, so a
+        quality head on these features sees more than the final stage alone.
+        """
+        width = sum(self.network.stage_widths)
+        if not width:
+            raise NotImplementedError(f"{self.card.name}: its network does not expose stage outputs")
+        if len(chips) == 0:
+            check_chips(chips, self.chip_size)
+            return np.zeros((0, width), np.float32)
+
+        def pooled(x: torch.Tensor) -> torch.Tensor:
+            return torch.cat([s.mean(dim=(2, 3)) for s in self.network.stage_outputs(x)], dim=1)
+
+        return self._run(chips, pooled)

@@ -81,6 +81,11 @@ EMBEDDING_DIM = 128
 BACKBONE_DIM = 256
 
 #: (out_channels, downsamples) for the 14 residual blocks, in forward order.
+STAGE_ENDS = (3, 7, 10, 13, 14)
+"""Indices in ``backbone`` of the last module of each of dlib's five levels
+(32, 64, 128, 256 and 256 channels; ``level4`` ... ``level0`` in dlib's
+``dnn_face_recognition_ex.cpp``)."""
+
 BLOCKS: tuple[tuple[int, bool], ...] = (
     (32, False), (32, False), (32, False),
     (64, True), (64, False), (64, False), (64, False),
@@ -264,6 +269,7 @@ class DlibResNet(TorchEmbeddingNet):
     """
 
     backbone_dim = BACKBONE_DIM
+    stage_widths = (32, 64, 128, 256, 256)
 
     def __init__(self, fold_affine: bool = True) -> None:
         super().__init__()
@@ -290,6 +296,15 @@ class DlibResNet(TorchEmbeddingNet):
                              f"tensor, got {chips.dtype} {tuple(chips.shape)}")
         x = (chips.to(torch.float32) - self.input_mean.to(chips.device)) / 256.0
         return x.permute(0, 3, 1, 2)
+
+    def stage_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Feature maps at the end of each level (:data:`STAGE_ENDS`)."""
+        outputs = []
+        for index, module in enumerate(self.backbone[: STAGE_ENDS[-1] + 1]):
+            x = module(x)
+            if index in STAGE_ENDS:
+                outputs.append(x)
+        return outputs
 
     def load_raw_state_dict(self, sd: dict[str, torch.Tensor]) -> None:
         """Load weights named as by :func:`raw_state_dict`, folding affines when configured."""

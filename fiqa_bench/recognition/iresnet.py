@@ -149,6 +149,7 @@ class IResNet(TorchEmbeddingNet):
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.layers = tuple(int(n) for n in layers)
         self.backbone_dim = BACKBONE_DIM
+        self.stage_widths = STAGE_WIDTHS
         self.conv1 = _conv3x3(3, STAGE_WIDTHS[0])
         self.bn1 = nn.BatchNorm2d(STAGE_WIDTHS[0], eps=1e-5)
         self.prelu = nn.PReLU(STAGE_WIDTHS[0])
@@ -180,6 +181,15 @@ class IResNet(TorchEmbeddingNet):
     def embedding(self) -> nn.Module:  # type: ignore[override]
         """Dropout, ``fc``, ``features``: ``(N, 25088) -> (N, 512)``."""
         return self._views[1]
+
+    def stage_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Outputs of ``layer1`` ... ``layer4`` (64, 128, 256, 512 channels)."""
+        x = self.prelu(self.bn1(self.conv1(x)))
+        outputs = []
+        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
+            x = stage(x)
+            outputs.append(x)
+        return outputs
 
     def train(self, mode: bool = True) -> IResNet:
         """Set the mode of the network and of the (unregistered) view containers."""
