@@ -179,11 +179,12 @@ def train_sdd(
         "label_stats": {"mean": float(np.mean(target[use])), "std": float(np.std(target[use]))},
         "alignment_digest": settings.digest(),
     }
+    stamp = provenance()  # before writing: a checkpoint inside the work tree would mark it dirty
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"format": CHECKPOINT_FORMAT, "meta": meta, "state_dict": state}, out)
     record = {"checkpoint": out.name, "sha256": sha256_file(out), **meta, "train_log": dataclasses.asdict(log),
-              "provenance": provenance()}
+              "provenance": stamp}
     out.with_suffix(".json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     return record
 
