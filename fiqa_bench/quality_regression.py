@@ -21,7 +21,7 @@ default here.
 Two training modes:
 
 * ``head``: the backbone is frozen and its features are computed once; only
-  a head is trained (seconds on a CPU).  A frozen backbone cannot adapt, so
+  a head is trained (under a minute on a CPU).  A frozen backbone cannot adapt, so
   this mode departs from the paper in three measured ways: the head reads
   the backbone's pooled *stage* features (the global average of every
   stage's output, concatenated: 736 values for dlib-resnet) rather than the
@@ -32,11 +32,11 @@ Two training modes:
   learning rate 1e-3, weight decay 5e-4, for 30 epochs
   (:data:`HEAD_SCHEDULE`), since the paper's schedule, sized for MS1M
   (about 90,000 steps per epoch), all but stops learning after five epochs
-  of LFW's ~100 steps.  The choice was made on label agreement with unseen identities (Spearman
-  correlation of the predictions with the pseudo-labels of the other LFW
-  View 1 split, cross-fitted), not on the EVRC that reports the result;
-  ``benchmarks/sdd_regressor.py`` measures every variant (figures in
-  BENCHMARKS.md).
+  of LFW's ~100 steps.  The choice was made on label agreement with unseen
+  identities (Spearman correlation of the predictions with the
+  pseudo-labels of the other LFW View 1 split, cross-fitted), not on the
+  EVRC that reports the result; ``benchmarks/sdd_regressor.py`` measures
+  every variant (figures in BENCHMARKS.md).
 * ``full``: backbone and head (the paper's dropout + one linear unit) are
   fine-tuned together with Adam and the chosen schedule (meant for a GPU;
   on this 2-core CPU an epoch of LFW peopleDevTrain takes about a minute).

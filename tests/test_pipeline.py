@@ -79,6 +79,20 @@ def test_second_call_reads_the_cache(messy_folder: Path, tmp_path: Path, monkeyp
     assert first.reasons.tolist() == second.reasons.tolist()
 
 
+def test_stage_features_are_cached_per_output(messy_folder: Path, tmp_path: Path):
+    dataset = load_dataset(f"folder:{messy_folder}", tmp_path)
+    model = create_model("dlib-resnet")
+    stages = embed_dataset(dataset, model, tmp_path / "cache", workers=1, progress=False, output="stages")
+    backbone = embed_dataset(dataset, model, tmp_path / "cache", workers=1, progress=False, output="backbone")
+    assert stages.embeddings.shape == (8, 736) and stages.meta["output"] == "stages"
+    assert np.isnan(stages.embeddings[stages.failed]).all() and stages.failed.sum() == 2
+    ok = ~stages.failed
+    np.testing.assert_allclose(stages.embeddings[ok][:, -256:], backbone.embeddings[ok], rtol=1e-5, atol=1e-6)
+    assert (tmp_path / "cache" / "stages").is_dir() and (tmp_path / "cache" / "backbone").is_dir()
+    with pytest.raises(ValueError, match="'stages'.*lbp"):
+        embed_dataset(dataset, create_model("lbp"), tmp_path / "cache", workers=1, progress=False, output="stages")
+
+
 def test_interrupted_run_resumes(messy_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     dataset = load_dataset(f"folder:{messy_folder}", tmp_path)
     model = create_model("lbp")

@@ -184,9 +184,9 @@ class TorchRecognitionModel(RecognitionModel):
         """Each stage's output averaged over space, concatenated: ``(N, sum(stage_widths))``.
 
         ``f(x) = [mean_hw S_1(x), ..., mean_hw S_L(x)]`` with ``S_l`` the
-        feature map at the end of stage ``l``.  Early stages respond to blur,
-        noise and lighting, late ones to pose and identity cues, so a
-        quality head on these features sees more than the final stage alone.
+        feature map at the end of stage ``l``.  Early stages keep low-level
+        appearance (sharpness, noise, lighting) that the last stage has
+        largely discarded, so a quality head sees more than the final stage.
         """
         width = sum(self.network.stage_widths)
         if not width:

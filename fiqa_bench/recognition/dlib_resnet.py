@@ -80,12 +80,12 @@ CHIP_SIZE = 150
 EMBEDDING_DIM = 128
 BACKBONE_DIM = 256
 
-#: (out_channels, downsamples) for the 14 residual blocks, in forward order.
 STAGE_ENDS = (3, 7, 10, 13, 14)
 """Indices in ``backbone`` of the last module of each of dlib's five levels
 (32, 64, 128, 256 and 256 channels; ``level4`` ... ``level0`` in dlib's
 ``dnn_face_recognition_ex.cpp``)."""
 
+#: (out_channels, downsamples) for the 14 residual blocks, in forward order.
 BLOCKS: tuple[tuple[int, bool], ...] = (
     (32, False), (32, False), (32, False),
     (64, True), (64, False), (64, False), (64, False),
