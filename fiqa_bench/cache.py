@@ -9,10 +9,16 @@ interrupted job loses at most the shard in progress and a rerun computes
 only the keys still missing.  Which store a row lives in encodes everything
 else it depends on (model fingerprint, alignment settings), so a key plus a
 store fully determine the row.
+
+A :class:`StepStore` keeps the finished steps of one long computation (an
+EVRC study's random band and bootstrap) so that a rerun, or a run resumed
+after an interruption, skips them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import uuid
 from pathlib import Path
@@ -109,3 +115,45 @@ class KeyedStore:
         if not keys:
             out = {name: np.empty((0,)) for name in columns}
         return out
+
+
+class StepStore:
+    """Finished steps of one long computation, a JSON file each, so that a rerun skips them.
+
+    ``context`` is a digest of everything the computation depends on (its
+    inputs and settings); a step's file is named by a hash of the context and
+    the step's name, so changed inputs never meet stale results.  Each file
+    is written atomically: an interrupted run loses at most the step in
+    progress.  ``directory=None`` stores nothing (every step is computed).
+
+    Args:
+        directory: folder of the step files (created on first write), or None.
+        context: digest of the computation's inputs and settings.
+    """
+
+    def __init__(self, directory: Path | None, context: str) -> None:
+        self.directory = None if directory is None else Path(directory)
+        self.context = context
+
+    def _path(self, step: str) -> Path:
+        assert self.directory is not None
+        return self.directory / f"{hashlib.sha256(f'{self.context}/{step}'.encode()).hexdigest()[:32]}.json"
+
+    def get(self, step: str) -> dict | None:
+        """The stored value of ``step``, or None when it has not finished (or cannot be read)."""
+        if self.directory is None:
+            return None
+        try:
+            return json.loads(self._path(step).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def put(self, step: str, value: dict) -> None:
+        """Store ``value`` (JSON-serialisable; NaN allowed) as the result of ``step``."""
+        if self.directory is None:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        final = self._path(step)
+        tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
+        tmp.write_text(json.dumps({"step": step, **value}))
+        os.replace(tmp, final)

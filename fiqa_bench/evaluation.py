@@ -19,15 +19,24 @@ image, :func:`run_study` computes
   (most genuine pairs belong to a few people), so a method's AOC means
   something only against this band; the study reports whether it lies
   above the band's 95th percentile.
+
+The random band and the bootstrap take minutes on LFW; with a
+``checkpoint_dir`` each finished seed and each finished interval is kept
+(:class:`fiqa_bench.cache.StepStore`, keyed by a digest of the embeddings,
+identities, qualities and settings), so a second run, or a run resumed after
+an interruption, recomputes only what is missing, with identical results.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from fiqa_bench.cache import StepStore
 from fiqa_bench.metrics import BootstrapCI, EVRCResult, all_vs_all, bootstrap_ci, evrc
 from fiqa_bench.metrics.summaries import aoc_or_nan
 
@@ -118,6 +127,20 @@ def _aocs(result: EVRCResult, config: StudyConfig) -> dict[tuple[str, float], fl
     return {(p, f): aoc_or_nan(result.get(p, f)) for p in config.policies for f in config.fmrs}
 
 
+def study_digest(embeddings: np.ndarray, identities: np.ndarray, qualities: np.ndarray,
+                 config: StudyConfig) -> str:
+    """sha256 of everything a study's numbers depend on (array bytes, shapes, dtypes, settings)."""
+    h = hashlib.sha256(repr(sorted(asdict(config).items())).encode())
+    for array in (np.asarray(embeddings), np.asarray(identities).astype(str), np.asarray(qualities, np.float64)):
+        h.update(f"{array.dtype.str}{array.shape}".encode())
+        h.update(np.ascontiguousarray(array).tobytes())
+    return h.hexdigest()
+
+
+def _key(policy: str, fmr: float) -> str:
+    return f"{policy}@{fmr:g}"
+
+
 def run_study(
     label: str,
     embeddings: np.ndarray,
@@ -125,6 +148,7 @@ def run_study(
     qualities: np.ndarray,
     config: StudyConfig = StudyConfig(),
     progress: Callable[[str], None] | None = None,
+    checkpoint_dir: Path | None = None,
 ) -> Study:
     """EVRC, AOC, bootstrap intervals and the random band for one quality measure.
 
@@ -135,6 +159,8 @@ def run_study(
         qualities: ``(N,)`` qualities, higher = better; NaN = not assessed.
         config: study settings.
         progress: called with a short message before each long step.
+        checkpoint_dir: where finished random-band seeds and bootstrap
+            intervals are kept for reruns and resumption (None: nowhere).
     """
     say = progress or (lambda message: None)
     qualities = np.asarray(qualities, dtype=np.float64)
@@ -146,28 +172,48 @@ def run_study(
     curves = evrc(comps, qualities, fmrs=config.fmrs, policies=config.policies, axis=config.axis)
     study = Study(label, config, curves, _aocs(curves, config), n_nan_qualities=int(np.isnan(qualities).sum()),
                   comparisons=comps.to_dict())
+    store = StepStore(checkpoint_dir, study_digest(embeddings, identities, qualities, config))
     rng = np.random.default_rng(config.seed)
+    random_aoc: dict[tuple[str, float], list[float]] = {}
+    random_fnmr: dict[tuple[str, float], list[list[float]]] = {}
     say(f"random band over {config.random_seeds} seeds")
-    for _ in range(config.random_seeds):
-        random_result = evrc(comps, rng.random(len(qualities)), fmrs=config.fmrs, policies=config.policies,
-                             axis=config.axis)
-        for k, v in _aocs(random_result, config).items():
-            study.random_aoc.setdefault(k, []).append(v)  # type: ignore[arg-type]
-        for c in random_result.curves:
-            study.random_fnmr.setdefault((c.policy, c.fmr_target), []).append(c.fnmr)  # type: ignore[arg-type]
-    study.random_aoc = {k: np.array(v) for k, v in study.random_aoc.items()}
-    study.random_fnmr = {k: np.array(v) for k, v in study.random_fnmr.items()}
-    for fmr in config.fmrs if config.n_boot else ():
-        budget = int(np.ceil(config.boot_impostors_per_inverse_fmr / fmr))
-        boot_comps = comps
-        if comps.n_impostor > budget:
-            boot_comps = all_vs_all(embeddings, identities, max_impostors=budget, seed=config.seed)
-        study.boot_sampling[f"{fmr:g}"] = boot_comps.to_dict()
+    for index in range(config.random_seeds):
+        random_qualities = rng.random(len(qualities))  # drawn even when cached: the stream stays the same
+        step = store.get(f"random-{index}")
+        if step is None:
+            random_result = evrc(comps, random_qualities, fmrs=config.fmrs, policies=config.policies,
+                                 axis=config.axis)
+            step = {"aoc": {_key(*k): v for k, v in _aocs(random_result, config).items()},
+                    "fnmr": {_key(c.policy, c.fmr_target): c.fnmr.tolist() for c in random_result.curves}}
+            store.put(f"random-{index}", step)
         for policy in config.policies:
-            say(f"bootstrap ({config.n_boot} identity resamples), {policy}, FMR {fmr:g}")
-            study.ci[(policy, fmr)] = bootstrap_ci(
-                boot_comps, qualities, statistic="aoc", fmr=fmr, policy=policy, axis=config.axis,
-                n_boot=config.n_boot, confidence=config.confidence, seed=config.seed)
+            for fmr in config.fmrs:
+                random_aoc.setdefault((policy, fmr), []).append(step["aoc"][_key(policy, fmr)])
+                random_fnmr.setdefault((policy, fmr), []).append(step["fnmr"][_key(policy, fmr)])
+    study.random_aoc = {k: np.array(v, dtype=np.float64) for k, v in random_aoc.items()}
+    study.random_fnmr = {k: np.array(v, dtype=np.float64) for k, v in random_fnmr.items()}
+    for fmr in config.fmrs if config.n_boot else ():
+        done = {policy: store.get(f"bootstrap-{_key(policy, fmr)}") for policy in config.policies}
+        if all(done.values()):
+            sampling = next(iter(done.values()))["sampling"]  # type: ignore[index]
+        else:
+            budget = int(np.ceil(config.boot_impostors_per_inverse_fmr / fmr))
+            boot_comps = comps
+            if comps.n_impostor > budget:
+                boot_comps = all_vs_all(embeddings, identities, max_impostors=budget, seed=config.seed)
+            sampling = boot_comps.to_dict()
+        study.boot_sampling[f"{fmr:g}"] = sampling
+        for policy in config.policies:
+            step = done[policy]
+            if step is None:
+                say(f"bootstrap ({config.n_boot} identity resamples), {policy}, FMR {fmr:g}")
+                ci = bootstrap_ci(boot_comps, qualities, statistic="aoc", fmr=fmr, policy=policy, axis=config.axis,
+                                  n_boot=config.n_boot, confidence=config.confidence, seed=config.seed)
+                store.put(f"bootstrap-{_key(policy, fmr)}", {"ci": ci.to_dict(), "sampling": sampling})
+            else:
+                say(f"bootstrap, {policy}, FMR {fmr:g}: done in an earlier run")
+                ci = BootstrapCI.from_dict(step["ci"])
+            study.ci[(policy, fmr)] = ci
     return study
 
 

@@ -74,7 +74,8 @@ class LFWProtocol:
         if list(table.paths) != list(emb.paths):
             raise RuntimeError("internal error: score rows do not follow the dataset order")
         keep = ~emb.failed
-        study = run_study(method, emb.embeddings[keep], emb.identities[keep], table.quality[keep], config, say)
+        study = run_study(method, emb.embeddings[keep], emb.identities[keep], table.quality[keep], config, say,
+                          checkpoint_dir=cache_dir / "studies")
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         table.write_csv(out_dir / "scores.csv")

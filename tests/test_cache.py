@@ -28,3 +28,20 @@ def test_errors_and_no_partial_files(tmp_path: Path):
     with pytest.raises(KeyError, match="'zz'"):
         store.get(["a", "zz"], ["x"])
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_step_store_keeps_finished_steps_per_context(tmp_path: Path):
+    from fiqa_bench.cache import StepStore
+
+    store = StepStore(tmp_path / "steps", "context-a")
+    assert store.get("seed-0") is None
+    store.put("seed-0", {"aoc": [0.5, float("nan")]})
+    again = StepStore(tmp_path / "steps", "context-a").get("seed-0")
+    assert again["aoc"][0] == 0.5 and np.isnan(again["aoc"][1])
+    assert StepStore(tmp_path / "steps", "context-b").get("seed-0") is None  # other inputs, other results
+    assert not list((tmp_path / "steps").glob(".*.tmp"))  # written atomically, nothing left over
+    store._path("seed-1").write_text('{"aoc": [0.')  # a torn file reads as not finished
+    assert store.get("seed-1") is None
+    nowhere = StepStore(None, "context-a")
+    nowhere.put("seed-0", {"aoc": [1.0]})
+    assert nowhere.get("seed-0") is None

@@ -59,3 +59,52 @@ def test_nan_qualities_are_counted_and_failed_embeddings_refused():
         run_study("broken", emb, ids, q, CONFIG)
     with pytest.raises(ValueError, match="random_seeds"):
         StudyConfig(random_seeds=1)
+
+
+def test_checkpointed_study_resumes_after_an_interruption_with_identical_results(tmp_path, monkeypatch):
+    from fiqa_bench import evaluation
+
+    emb, ids, sigma = synthetic(3, people=40, per_person=10)
+    config = StudyConfig(fmrs=(1e-2, 1e-3), random_seeds=3, n_boot=5)
+    plain = _text(run_study("q", emb, ids, -sigma, config))
+
+    real_bootstrap, calls = evaluation.bootstrap_ci, []
+
+    def interrupted(*args, **kwargs):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(kwargs["policy"])
+        return real_bootstrap(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "bootstrap_ci", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_study("q", emb, ids, -sigma, config, checkpoint_dir=tmp_path)
+    # the random band (3 seeds) and two intervals finished before the interruption
+    assert len(list(tmp_path.glob("*.json"))) == 3 + 2
+
+    monkeypatch.setattr(evaluation, "evrc", _counting(evaluation.evrc, counter := []))
+    monkeypatch.setattr(evaluation, "bootstrap_ci", _counting(real_bootstrap, resumed := []))
+    messages: list[str] = []
+    again = run_study("q", emb, ids, -sigma, config, messages.append, checkpoint_dir=tmp_path)
+    assert len(counter) == 1  # only the measure's own EVRC; no random seed recomputed
+    assert len(resumed) == 2  # the two intervals that were missing
+    assert sum("earlier run" in m for m in messages) == 2
+    assert _text(again) == plain
+    monkeypatch.setattr(evaluation, "bootstrap_ci", _counting(real_bootstrap, third := []))
+    assert _text(run_study("q", emb, ids, -sigma, config, checkpoint_dir=tmp_path)) == plain and not third
+    # other qualities never meet these results
+    other = run_study("q", emb, ids, sigma, config, checkpoint_dir=tmp_path)
+    assert len(third) == 4 and _text(other) != plain
+
+
+def _text(study) -> str:
+    """The study as JSON text (NaN-safe equality, every number to its last bit)."""
+    return json.dumps(study.to_dict(), sort_keys=True)
+
+
+def _counting(function, log: list):
+    def wrapper(*args, **kwargs):
+        log.append(1)
+        return function(*args, **kwargs)
+
+    return wrapper

@@ -93,6 +93,15 @@ class BootstrapCI:
         d["replicates"] = nan_to_none(self.replicates)
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict) -> BootstrapCI:
+        """Inverse of :meth:`to_dict` (None -> NaN)."""
+        fields = dict(d)
+        for key in ("estimate", "low", "high"):
+            fields[key] = float("nan") if fields[key] is None else float(fields[key])
+        fields["replicates"] = np.array([np.nan if v is None else v for v in fields["replicates"]], dtype=np.float64)
+        return cls(**fields)
+
     def to_markdown(self) -> str:
         s = self.settings
         est = "undefined" if np.isnan(self.estimate) else f"{self.estimate:.4f}"
