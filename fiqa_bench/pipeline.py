@@ -283,15 +283,20 @@ def dataset_chips(
     settings: AlignmentSettings | None = None,
     workers: int | None = None,
     progress: bool = True,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Aligned chips ``(N, S, S, 3)`` uint8 of every sample and the ``(N,)`` failure mask.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Aligned chips ``(N, S, S, 3)`` uint8 of every sample, the ``(N,)`` failure mask and reasons.
 
-    Failed images have an all-zero chip.  Chips come from (and go to) the cache.
+    Failed images have an all-zero chip and the reason they failed (e.g.
+    "corrupt image: ..."); the others carry their alignment notes (e.g. that
+    no face was detected and the fallback box was used), as in
+    :func:`embed_dataset`.  Chips come from (and go to) the cache.
     """
     settings = settings or AlignmentSettings()
     workers = workers or min(os.cpu_count() or 1, 8)
     keys = hash_files(dataset.paths, progress)
     faces, chips = ensure_chips(dataset.paths, keys, get_template(template_name), settings, cache_dir,
                                 workers, progress)
-    failed = faces.get(keys, ["failure"])["failure"] != ""
-    return chips.get(keys, ["chip"])["chip"], failed
+    info = faces.get(keys, ["failure", "notes"])
+    failed = info["failure"] != ""
+    reasons = np.where(failed, info["failure"], info["notes"]).astype(str)
+    return chips.get(keys, ["chip"])["chip"], failed, reasons

@@ -71,8 +71,7 @@ def method_inputs(
 
     kind, _, argument = needs.partition(":")
     if kind == "chips":
-        chips, failed = dataset_chips(dataset, argument, cache_dir, settings, workers, progress)
-        return chips, failed, np.where(failed, "image could not be aligned", "")
+        return dataset_chips(dataset, argument, cache_dir, settings, workers, progress)
     if kind in ("embeddings", "backbone", "stages"):
         output = "embedding" if kind == "embeddings" else kind
         result = embed_dataset(dataset, create_model(argument), cache_dir, settings, workers, progress, output)

@@ -157,7 +157,7 @@ def train_sdd(
         head, log = train_head(feats.embeddings[use], target[use], config)
         state, in_features = head.state_dict(), feats.embeddings.shape[1]
     else:
-        chips, _ = dataset_chips(dataset, model.card.template, cache_dir, settings, workers, progress)
+        chips, _, _ = dataset_chips(dataset, model.card.template, cache_dir, settings, workers, progress)
         regressor, log = train_full(model.network, chips[use], target[use], config)
         state, in_features = regressor.state_dict(), model.network.backbone_dim
     meta = {

@@ -145,3 +145,28 @@ def test_cli_list_models(capsys: pytest.CaptureFixture):
     assert main(["list", "models"]) == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
     assert {"dlib-resnet", "iresnet50", "iresnet100", "lbp"} <= set(names)
+
+
+def test_chips_carry_the_upstream_reason_to_chip_reading_methods(messy_folder: Path, tmp_path: Path):
+    from fiqa_bench.method import MethodCard, QualityMethod
+    from fiqa_bench.pipeline import dataset_chips
+    from fiqa_bench.scoring import score_dataset
+
+    dataset = load_dataset(f"folder:{messy_folder}", tmp_path)
+    chips, failed, reasons = dataset_chips(dataset, "dlib150", tmp_path / "cache", workers=1, progress=False)
+    row = {Path(p).name: i for i, p in enumerate(dataset.paths)}
+    assert chips.shape == (8, 150, 150, 3) and failed.sum() == 2
+    assert reasons[row["a_corrupt.jpg"]].startswith("corrupt image") and not chips[row["a_corrupt.jpg"]].any()
+    assert "no face detected" in reasons[row["e_noface.png"]] and not failed[row["e_noface.png"]]
+
+    class MeanGrey(QualityMethod):
+        card = MethodCard(name="mean-grey", paper="test", higher_is_better=True, needs="chips:dlib150",
+                          trained=False, weights="none")
+
+        def native_score(self, inputs: np.ndarray) -> np.ndarray:
+            return inputs.reshape(len(inputs), -1).mean(axis=1)
+
+    table = score_dataset(MeanGrey(), dataset, tmp_path / "cache", workers=1, progress=False)
+    assert table.reasons[row["a_corrupt.jpg"]].startswith("upstream failure: corrupt image")
+    assert table.reasons[row["b_empty.jpg"]].startswith("upstream failure: empty file")
+    assert np.isnan(table.quality[row["b_empty.jpg"]]) and np.isfinite(table.quality[row["e_noface.png"]])

@@ -57,6 +57,23 @@ def test_train_and_score_a_folder(small_folder: Path, tmp_path: Path, capsys: py
     assert "1 without a quality score" in capsys.readouterr().out
 
 
+def test_full_mode_checkpoint_scores_chips(small_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
+    cache, ckpt = tmp_path / "cache", tmp_path / "full.pt"
+    code = main(["train", "--method", "sdd", "--dataset", f"folder:{small_folder}", "--out", str(ckpt),
+                 "--cache-dir", str(cache), "--quiet", "--workers", "1", "--set", "mode=full", "--set", "epochs=1",
+                 "--set", "batch_size=8", "--set", "m=3", "--set", "repetitions=2"])
+    assert code == 0, capsys.readouterr().err
+    record = json.loads(ckpt.with_suffix(".json").read_text())
+    assert (record["mode"], record["features"], record["ensemble"], record["hidden"]) == ("full", "chips", 1, 0)
+    method = create_method("sdd", weights=ckpt)
+    assert method.card.needs == "chips:dlib150"
+    table = score_dataset(method, load_dataset(f"folder:{small_folder}", tmp_path), cache, workers=1,
+                          progress=False)
+    broken = [i for i, p in enumerate(table.paths) if p.endswith("broken.jpg")][0]
+    assert np.isfinite(np.delete(table.quality, broken)).all()
+    assert table.reasons[broken] == "upstream failure: empty file"
+
+
 def test_training_options_are_checked(small_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
     code = main(["train", "--method", "sdd", "--dataset", f"folder:{small_folder}", "--out",
                  str(tmp_path / "x.pt"), "--quiet", "--workers", "1", "--set", "colour=blue"])
