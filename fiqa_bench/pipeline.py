@@ -189,6 +189,13 @@ def _faces_from_store(faces: KeyedStore, keys: list[str]) -> list[FaceAnalysis |
     return out
 
 
+def _face_status(faces: KeyedStore, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per key: failed (bool) and the reason (the failure, else the alignment notes)."""
+    info = faces.get(keys, ["failure", "notes"])
+    failed = info["failure"] != ""
+    return failed, np.where(failed, info["failure"], info["notes"]).astype(str)
+
+
 def _is_load_note(note: str) -> bool:
     return note.startswith(("grayscale converted", "alpha channel dropped", "converted to RGB"))
 
@@ -249,10 +256,8 @@ def embed_dataset(
             store.put(chunk_keys, {"embedding": emb})
             bar.update(len(chunk_keys))
         bar.close()
-    info = faces.get(keys, ["failure", "notes"])
     emb = store.get(keys, ["embedding"])["embedding"]
-    failed = info["failure"] != ""
-    reasons = np.where(failed, info["failure"], info["notes"])
+    failed, reasons = _face_status(faces, keys)
     meta = {
         "dataset": dataset.name,
         "model": model.card.name,
@@ -270,7 +275,7 @@ def embed_dataset(
         identities=np.array(dataset.identities, dtype=str),
         embeddings=emb,
         failed=failed,
-        reasons=reasons.astype(str),
+        reasons=reasons,
         image_sha256=np.array(keys, dtype=str),
         meta=meta,
     )
@@ -296,7 +301,5 @@ def dataset_chips(
     keys = hash_files(dataset.paths, progress)
     faces, chips = ensure_chips(dataset.paths, keys, get_template(template_name), settings, cache_dir,
                                 workers, progress)
-    info = faces.get(keys, ["failure", "notes"])
-    failed = info["failure"] != ""
-    reasons = np.where(failed, info["failure"], info["notes"]).astype(str)
+    failed, reasons = _face_status(faces, keys)
     return chips.get(keys, ["chip"])["chip"], failed, reasons
