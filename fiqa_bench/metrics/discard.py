@@ -358,7 +358,6 @@ class _Pool:
             s_cut = np.partition(sub, pos)[pos] if pos > 0 else -np.inf
             idx = np.flatnonzero(scores >= s_cut)
             self.complete = len(idx) == n
-        self.size_requested = target
         s = scores[idx]
         order = np.argsort(-s, kind="stable")
         idx = idx[order]
@@ -444,9 +443,12 @@ def _evaluate(
     g_rank_sorted = prep.gen_ranks[g_order]
     g_w_sorted = None if gw is None else gw[g_order]
 
-    def genuine_at_or_below(c: int, s_star: np.ndarray) -> np.ndarray:
+    def genuine_cumulative(c: int) -> np.ndarray:
+        """Cumulative (weighted) count of the remaining genuine comparisons, by ascending score."""
         keep = g_rank_sorted >= c
-        cum = np.cumsum(keep if g_w_sorted is None else g_w_sorted * keep)
+        return np.cumsum(keep if g_w_sorted is None else g_w_sorted * keep)
+
+    def at_or_below(cum: np.ndarray, s_star: np.ndarray) -> np.ndarray:
         pos = np.searchsorted(g_sorted, np.asarray(s_star, dtype=g_sorted.dtype), side="right")
         return np.where(pos > 0, cum[np.maximum(pos - 1, 0)], 0).astype(np.float64)
 
@@ -501,46 +503,45 @@ def _evaluate(
         n_impostor_total=int(S_imp[0]),
         n_images_total=comp.n_samples if sample_weights is None else int(sample_weights.sum()),
         n_nan_images=prep.n_nan_images,
-        n_nan_genuine=int(h_gen[0]) if prep.image_ranks is not None else int(np.isnan(_genuine_pq(prep)).sum()),
+        n_nan_genuine=int(h_gen[0]) if prep.image_ranks is not None else int(np.count_nonzero(prep.gen_ranks == 0)),
         n_nan_impostor=int(n_nan_imp),
         min_false_matches=mfm,
         impostor_sampling=sampling,
     )
-    for policy in policies:
-        for fi, fmr in enumerate(fmrs):
-            if policy == "recomputed":
-                star = rec_star[:, fi]
-                fa = rec_fa[:, fi]
-                insuff = insufficient_rec[:, fi].copy()
-            else:
-                star = np.full(n_pts, fix_star[fi])
-                fa = fix_fa[:, fi]
-                insuff = np.full(n_pts, bool(insufficient_fix[fi]))
-            fnmr = np.full(n_pts, np.nan)
-            for u, c in enumerate(unique_cuts):
-                rows = np.flatnonzero(inverse == u)
-                rows = rows[~insuff[rows]]
-                if rows.size:
-                    fnmr[rows] = genuine_at_or_below(int(c), star[rows])
-            with np.errstate(divide="ignore", invalid="ignore"):
-                fnmr = np.where(n_gen > 0, fnmr / n_gen, np.nan)
-                fmr_ach = np.where(n_imp > 0, fa / n_imp, np.nan)
-            dt = comp.impostor_scores.dtype
-            thr = np.array([np.nan if np.isnan(x) else threshold_from_rejected(x, dt) for x in star])
-            for arr in (fnmr, fmr_ach, thr):
-                arr[insuff] = np.nan
-            curves.append(
-                DiscardCurve(
-                    policy=policy, fmr_target=float(fmr), fnmr=fnmr, fmr=fmr_ach, threshold=thr,
-                    insufficient=insuff, **common,  # type: ignore[arg-type]
-                )
+    # one column per curve (policy x FMR): its threshold and whether it is undefined, per point
+    columns = [(policy, fi) for policy in policies for fi in range(n_f)]
+    stars = np.column_stack([rec_star[:, fi] if policy == "recomputed" else np.full(n_pts, fix_star[fi])
+                             for policy, fi in columns])
+    insuffs = np.column_stack([insufficient_rec[:, fi] if policy == "recomputed"
+                               else np.full(n_pts, bool(insufficient_fix[fi])) for policy, fi in columns])
+    false_non_matches = np.full((n_pts, len(columns)), np.nan)
+    for u, c in enumerate(unique_cuts):  # each cut's cumulative genuine counts serve every curve
+        rows = np.flatnonzero(inverse == u)
+        if insuffs[rows].all():
+            continue
+        cum = genuine_cumulative(int(c))
+        for j in range(len(columns)):
+            defined = rows[~insuffs[rows, j]]
+            if defined.size:
+                false_non_matches[defined, j] = at_or_below(cum, stars[defined, j])
+    for j, (policy, fi) in enumerate(columns):
+        fmr = fmrs[fi]
+        star, insuff, fnmr = stars[:, j], insuffs[:, j].copy(), false_non_matches[:, j]
+        fa = rec_fa[:, fi] if policy == "recomputed" else fix_fa[:, fi]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fnmr = np.where(n_gen > 0, fnmr / n_gen, np.nan)
+            fmr_ach = np.where(n_imp > 0, fa / n_imp, np.nan)
+        dt = comp.impostor_scores.dtype
+        thr = np.array([np.nan if np.isnan(x) else threshold_from_rejected(x, dt) for x in star])
+        for arr in (fnmr, fmr_ach, thr):
+            arr[insuff] = np.nan
+        curves.append(
+            DiscardCurve(
+                policy=policy, fmr_target=float(fmr), fnmr=fnmr, fmr=fmr_ach, threshold=thr,
+                insufficient=insuff, **common,  # type: ignore[arg-type]
             )
+        )
     return EVRCResult(tuple(curves))
-
-
-def _genuine_pq(prep: _Prepared) -> np.ndarray:
-    gp = prep.comparisons.genuine_pairs
-    return _call_pair_quality(prep.func, prep.q[gp[:, 0]], prep.q[gp[:, 1]])
 
 
 def evrc(
