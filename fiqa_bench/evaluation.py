@@ -106,16 +106,13 @@ class Study:
         return bool(self.aoc[(policy, fmr)] > self.random_stats(policy, fmr)[2])
 
     def to_dict(self) -> dict:
-        def key(k: tuple[str, float]) -> str:
-            return f"{k[0]}@{k[1]:g}"
-
         return {
             "label": self.label,
             "config": self.config.__dict__,
-            "aoc": {key(k): v for k, v in self.aoc.items()},
-            "ci": {key(k): v.to_dict() for k, v in self.ci.items()},
-            "random_aoc": {key(k): v.tolist() for k, v in self.random_aoc.items()},
-            "above_random_p95": {key(k): self.above_random(*k) for k in self.aoc},
+            "aoc": {_key(*k): v for k, v in self.aoc.items()},
+            "ci": {_key(*k): v.to_dict() for k, v in self.ci.items()},
+            "random_aoc": {_key(*k): v.tolist() for k, v in self.random_aoc.items()},
+            "above_random_p95": {_key(*k): self.above_random(*k) for k in self.aoc},
             "n_nan_qualities": self.n_nan_qualities,
             "comparisons": self.comparisons,
             "boot_sampling": self.boot_sampling,
@@ -198,9 +195,7 @@ def run_study(
             sampling = next(iter(done.values()))["sampling"]  # type: ignore[index]
         else:
             budget = int(np.ceil(config.boot_impostors_per_inverse_fmr / fmr))
-            boot_comps = comps
-            if comps.n_impostor > budget:
-                boot_comps = all_vs_all(embeddings, identities, max_impostors=budget, seed=config.seed)
+            boot_comps = comps.subsample_impostors(budget, config.seed)
             sampling = boot_comps.to_dict()
         study.boot_sampling[f"{fmr:g}"] = sampling
         for policy in config.policies:

@@ -89,6 +89,16 @@ def test_impostor_subsampling_is_seeded_uniform_subset_and_recorded():
     assert all(whole[k] == v for k, v in sub.items())
     # asking for more than exist keeps all
     assert all_vs_all(e, ids, max_impostors=10**9).sampling.method == "all"
+    # subsampling a complete set gives exactly what all_vs_all computes with max_impostors
+    same = full.subsample_impostors(500, seed=3)
+    assert same.sampling == a.sampling and same.n_genuine == full.n_genuine
+    np.testing.assert_array_equal(same.impostor_pairs, a.impostor_pairs)
+    np.testing.assert_array_equal(same.impostor_scores, a.impostor_scores)
+    assert full.subsample_impostors(10**9) is full
+    with pytest.raises(ValueError, match="complete all-vs-all"):
+        a.subsample_impostors(100)
+    with pytest.raises(ValueError, match="max_impostors"):
+        full.subsample_impostors(0)
 
 
 def test_pair_list():

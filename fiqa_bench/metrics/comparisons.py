@@ -24,7 +24,7 @@ scores computed elsewhere.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -104,6 +104,23 @@ class Comparisons:
     def n_impostor(self) -> int:
         return len(self.impostor_scores)
 
+    def subsample_impostors(self, max_impostors: int, seed: int = 0) -> Comparisons:
+        """The same comparisons with a seeded uniform subset of ``max_impostors`` impostors.
+
+        On a complete all-vs-all set this equals ``all_vs_all(..., max_impostors=max_impostors,
+        seed=seed)`` exactly (same draw, same order), without computing the scores again.
+        """
+        if self.sampling.method != "all":
+            raise ValueError(f"can subsample only a complete all-vs-all set, not impostor sampling "
+                             f"{self.sampling.method!r}")
+        chosen = _choose_impostors(self.n_impostor, max_impostors, seed)
+        if chosen is None:
+            return self
+        scores, pairs = self.impostor_scores[chosen], self.impostor_pairs[chosen]
+        _readonly(scores, pairs)
+        return replace(self, impostor_scores=scores, impostor_pairs=pairs,
+                       sampling=ImpostorSampling("uniform", self.n_impostor, len(chosen), int(seed)))
+
     def to_dict(self) -> dict:
         """Counts and provenance (not the arrays)."""
         return {
@@ -142,6 +159,18 @@ def _identity_codes(identities: object, n: int) -> tuple[np.ndarray, np.ndarray]
         raise ValueError(f"identities must be 1-D with one label per sample ({n}), got shape {labels.shape}")
     codes = np.unique(labels, return_inverse=True)[1].ravel().astype(np.int64)
     return labels, codes
+
+
+def _choose_impostors(n_available: int, max_impostors: int | None, seed: int) -> np.ndarray | None:
+    """Sorted indices of a seeded uniform subset of ``max_impostors`` of ``n_available``; None = keep all."""
+    if max_impostors is None:
+        return None
+    if isinstance(max_impostors, bool) or not isinstance(max_impostors, (int, np.integer)) or max_impostors < 1:
+        raise ValueError(f"max_impostors must be a positive integer or None, got {max_impostors!r}")
+    if max_impostors >= n_available:
+        return None
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n_available, size=int(max_impostors), replace=False))
 
 
 def _readonly(*arrays: np.ndarray) -> None:
@@ -204,13 +233,7 @@ def all_vs_all(
     imp_off = np.concatenate(([0], np.cumsum(n_imp_row)))
     n_imp_all = int(imp_off[-1])
 
-    chosen = None
-    if max_impostors is not None:
-        if isinstance(max_impostors, bool) or not isinstance(max_impostors, (int, np.integer)) or max_impostors < 1:
-            raise ValueError(f"max_impostors must be a positive integer or None, got {max_impostors!r}")
-        if max_impostors < n_imp_all:
-            rng = np.random.default_rng(seed)
-            chosen = np.sort(rng.choice(n_imp_all, size=int(max_impostors), replace=False))
+    chosen = _choose_impostors(n_imp_all, max_impostors, seed)
     if chosen is None:
         kept_off = imp_off
         sampling = ImpostorSampling("all", n_imp_all, n_imp_all, None)
