@@ -32,6 +32,7 @@ from fiqa_bench.data import Dataset
 from fiqa_bench.faces.align import AlignmentSettings, FaceAnalysis, ImageResult
 from fiqa_bench.faces.batch import align_images
 from fiqa_bench.faces.templates import ChipTemplate, get_template
+from fiqa_bench.hashing import sha256_file
 from fiqa_bench.recognition.base import RecognitionModel, TorchRecognitionModel
 
 CHUNK = 512
@@ -87,7 +88,7 @@ class Embeddings:
 def file_key(path: Path) -> str:
     """sha256 of the file's bytes; unreadable files get a key naming their path."""
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return sha256_file(path)
     except OSError:
         return "unreadable:" + hashlib.sha256(str(path).encode()).hexdigest()
 

@@ -62,6 +62,7 @@ batch 1, against about 13 images/s for dlib's ``compute_face_descriptor``.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -70,9 +71,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fiqa_bench.hashing import sha256_file
 from fiqa_bench.recognition.base import ModelCard, TorchEmbeddingNet, TorchRecognitionModel
-from fiqa_bench.recognition.dlib_serialization import TAG_OR_SKIP, DlibNetwork, load_dlib_resnet_weights
+from fiqa_bench.recognition.dlib_serialization import TAG_OR_SKIP, DlibNetwork, parse_dlib_network
 from fiqa_bench.recognition.registry import MODELS
 
 MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
@@ -373,9 +373,10 @@ def load_dlib_resnet(
     p = Path(path) if path is not None else default_model_path()
     if not p.is_file():
         raise FileNotFoundError(f"dlib ResNet weights {p} do not exist")
+    data = p.read_bytes()  # parsed and hashed from one read
     model = DlibResNet(fold_affine=fold_affine)
-    model.load_raw_state_dict(raw_state_dict(load_dlib_resnet_weights(p)))
-    model.weights_sha256 = sha256_file(p)
+    model.load_raw_state_dict(raw_state_dict(parse_dlib_network(data, str(p))))
+    model.weights_sha256 = hashlib.sha256(data).hexdigest()
     return model.eval()
 
 
