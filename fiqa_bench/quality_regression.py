@@ -99,7 +99,7 @@ class TrainConfig:
 
     Attributes:
         mode: "head" (frozen backbone, cached features) or "full".
-        epochs: passes over the training set (default: 60 for head, 15 for full).
+        epochs: passes over the training set (default: 30 for head, 15 for full).
         batch_size: samples per step.
         schedule: "head", "paper" or "official" (default: "head" for head
             mode, "paper" for full; see module docstring).
