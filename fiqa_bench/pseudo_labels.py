@@ -425,9 +425,7 @@ def _negative_sims(rng: np.random.Generator, rows: _Rows, layout: _Layout, x: np
     if pool_size == 0:
         return _gathered_sims(rows, x, _independent_negative_positions(rng, layout, groups, m))
     pool, cols, hit, redrawn = _draw_pooled(rng, layout, groups, m, pool_size)
-    sims = x @ rows(pool).T
-    cols += (np.arange(x.shape[0], dtype=np.int64) * pool_size)[:, None]
-    neg = sims.reshape(-1)[cols]
+    neg = _take_rows(x @ rows(pool).T, cols)
     if hit.size:
         neg[hit] = _gathered_sims(rows, x[hit], redrawn)
     return neg
