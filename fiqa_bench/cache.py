@@ -21,11 +21,32 @@ import hashlib
 import json
 import os
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, Iterator
 
 import numpy as np
 
 KEY_COLUMN = "keys"
+
+
+@contextmanager
+def atomic_write(path: Path, mode: str = "w") -> Iterator[IO]:
+    """Write ``path`` through a temporary file beside it, renamed over ``path`` on success.
+
+    Readers never see a partial file, and an interrupted write leaves ``path``
+    as it was (the temporary file is removed).  Text mode uses ``newline=""``
+    (what the csv module needs; plain text is unaffected).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, mode, **({} if "b" in mode else {"newline": ""})) as fh:
+            yield fh
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class KeyedStore:
@@ -74,13 +95,9 @@ class KeyedStore:
                 raise ValueError(f"column {name!r} has {len(col)} rows for {len(keys)} keys")
         if not keys:
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        name = f"shard-{len(self._shards()):06d}-{uuid.uuid4().hex[:8]}.npz"
-        final = self.directory / name
-        tmp = self.directory / (name + ".tmp")
-        with open(tmp, "wb") as fh:
+        final = self.directory / f"shard-{len(self._shards()):06d}-{uuid.uuid4().hex[:8]}.npz"
+        with atomic_write(final, "wb") as fh:
             np.savez(fh, **{KEY_COLUMN: np.asarray(keys, dtype=str)}, **columns)
-        os.replace(tmp, final)
         index = self._load_index()
         for row, key in enumerate(keys):
             index[key] = (final, row)
@@ -152,8 +169,5 @@ class StepStore:
         """Store ``value`` (JSON-serialisable; NaN allowed) as the result of ``step``."""
         if self.directory is None:
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        final = self._path(step)
-        tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
-        tmp.write_text(json.dumps({"step": step, **value}))
-        os.replace(tmp, final)
+        with atomic_write(self._path(step)) as fh:
+            fh.write(json.dumps({"step": step, **value}))

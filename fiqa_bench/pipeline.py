@@ -27,7 +27,7 @@ from typing import Iterator
 import numpy as np
 from tqdm import tqdm
 
-from fiqa_bench.cache import KeyedStore
+from fiqa_bench.cache import KeyedStore, atomic_write
 from fiqa_bench.data import Dataset
 from fiqa_bench.faces.align import AlignmentSettings, FaceAnalysis, ImageResult
 from fiqa_bench.faces.batch import align_images
@@ -66,14 +66,10 @@ class Embeddings:
         """Write an ``.npz`` with every field (``meta`` as a JSON string)."""
         import json
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
+        with atomic_write(path, "wb") as fh:
             np.savez(fh, paths=self.paths, identities=self.identities, embeddings=self.embeddings,
                      failed=self.failed, reasons=self.reasons, image_sha256=self.image_sha256,
                      meta=np.array(json.dumps(self.meta, sort_keys=True)))
-        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: Path) -> "Embeddings":

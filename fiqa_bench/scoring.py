@@ -11,13 +11,12 @@ quality and a reason; it is never dropped.
 from __future__ import annotations
 
 import csv
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from fiqa_bench.cache import KeyedStore
+from fiqa_bench.cache import KeyedStore, atomic_write
 from fiqa_bench.data import Dataset
 from fiqa_bench.faces.align import AlignmentSettings
 from fiqa_bench.method import QualityMethod
@@ -45,17 +44,13 @@ class ScoreTable:
 
     def write_csv(self, path: Path) -> None:
         """``path,identity,quality,native,reason`` rows (empty quality = NaN)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", newline="") as fh:
+        with atomic_write(path) as fh:
             writer = csv.writer(fh)
             writer.writerow(["path", "identity", "quality", "native", "reason"])
             for row in zip(self.paths, self.identities, self.quality, self.native, self.reasons):
                 p, ident, q, n, reason = row
                 writer.writerow([p, ident, "" if np.isnan(q) else repr(float(q)),
                                  "" if np.isnan(n) else repr(float(n)), reason])
-        os.replace(tmp, path)
 
 
 def method_inputs(

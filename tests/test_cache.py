@@ -45,3 +45,18 @@ def test_step_store_keeps_finished_steps_per_context(tmp_path: Path):
     nowhere = StepStore(None, "context-a")
     nowhere.put("seed-0", {"aoc": [1.0]})
     assert nowhere.get("seed-0") is None
+
+
+def test_atomic_write_replaces_whole_or_not_at_all(tmp_path: Path):
+    from fiqa_bench.cache import atomic_write
+
+    target = tmp_path / "sub" / "out.csv"
+    with atomic_write(target) as fh:
+        fh.write("a,b\n")
+    assert target.read_text() == "a,b\n"
+    with pytest.raises(RuntimeError):
+        with atomic_write(target) as fh:
+            fh.write("half")
+            raise RuntimeError("interrupted")
+    assert target.read_text() == "a,b\n"  # the old file is intact
+    assert sorted(p.name for p in target.parent.iterdir()) == ["out.csv"]  # no temporary left
