@@ -155,30 +155,23 @@ class TorchRecognitionModel(RecognitionModel):
         h.update(self._weights_digest.encode())
         return h.hexdigest()
 
-    def _run(self, chips: np.ndarray, stage: Callable[[torch.Tensor], torch.Tensor]) -> np.ndarray:
+    def _run(self, chips: np.ndarray, stage: Callable[[torch.Tensor], torch.Tensor], width: int) -> np.ndarray:
+        """``stage(preprocess(chips))`` flattened, in batches: ``(N, width)`` float32 (``(0, width)`` for none)."""
         check_chips(chips, self.chip_size)
-        out = []
+        out = [np.zeros((0, width), np.float32)]
         with torch.inference_mode():
             for start in range(0, len(chips), self.batch_size):
                 batch = torch.from_numpy(np.ascontiguousarray(chips[start : start + self.batch_size]))
                 x = self.network.preprocess(batch.to(self.device))
                 out.append(stage(x).flatten(1).float().cpu().numpy())
-        if not out:
-            return np.zeros((0, 0), np.float32)
         return np.concatenate(out)
 
     def embed(self, chips: np.ndarray) -> np.ndarray:
-        if len(chips) == 0:
-            check_chips(chips, self.chip_size)
-            return np.zeros((0, self.card.embedding_dim), np.float32)
-        return l2_normalise(self._run(chips, self.network)).astype(np.float32)
+        return l2_normalise(self._run(chips, self.network, self.card.embedding_dim)).astype(np.float32)
 
     def backbone_features(self, chips: np.ndarray) -> np.ndarray:
         """Flattened backbone output (before the embedding layer), ``(N, backbone_dim)``."""
-        if len(chips) == 0:
-            check_chips(chips, self.chip_size)
-            return np.zeros((0, self.network.backbone_dim), np.float32)
-        return self._run(chips, self.network.backbone)
+        return self._run(chips, self.network.backbone, self.network.backbone_dim)
 
     def stage_features(self, chips: np.ndarray) -> np.ndarray:
         """Each stage's output averaged over space, concatenated: ``(N, sum(stage_widths))``.
@@ -191,11 +184,8 @@ class TorchRecognitionModel(RecognitionModel):
         width = sum(self.network.stage_widths)
         if not width:
             raise NotImplementedError(f"{self.card.name}: its network does not expose stage outputs")
-        if len(chips) == 0:
-            check_chips(chips, self.chip_size)
-            return np.zeros((0, width), np.float32)
 
         def pooled(x: torch.Tensor) -> torch.Tensor:
             return torch.cat([s.mean(dim=(2, 3)) for s in self.network.stage_outputs(x)], dim=1)
 
-        return self._run(chips, pooled)
+        return self._run(chips, pooled, width)
