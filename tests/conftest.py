@@ -1,4 +1,9 @@
-"""Shared fixtures: a private cache per test and the location of real LFW."""
+"""Shared fixtures: a private cache per test and the location of real LFW.
+
+Tests that need the real LFW caches built here (a minute or more on 2 cores)
+are marked ``slow`` automatically, so ``pytest -m "not slow"`` runs the quick
+part of the suite.
+"""
 
 from __future__ import annotations
 
@@ -55,3 +60,34 @@ def lfw_devtest_cache(lfw_root: Path, tmp_path_factory: pytest.TempPathFactory) 
     for output in ("embedding", "backbone", "stages"):
         embed_dataset(dataset, model, cache, progress=False, output=output)
     return cache
+
+
+@pytest.fixture(scope="session")
+def lfw_heldout(lfw_root: Path, tmp_path_factory: pytest.TempPathFactory):
+    """LFW images of people the shipped peopleDevTest model never saw, with their cache.
+
+    Every fourth peopleDevTrain person with at least two images, in name
+    order, at most 20 images each: 1,318 images of 296 people (no
+    randomness, so the same set on every machine).  The cache holds their
+    dlib-resnet embeddings and stage features.  Returns ``(dataset, cache)``.
+    """
+    from fiqa_bench.data import identity_subset, load_dataset
+    from fiqa_bench.pipeline import embed_dataset
+    from fiqa_bench.recognition import create_model
+
+    cache = tmp_path_factory.mktemp("lfw-heldout-cache")
+    dataset = identity_subset(load_dataset("lfw", lfw_root, "devtrain"), every=4, min_images=2,
+                              max_per_identity=20)
+    model = create_model("dlib-resnet")
+    for output in ("embedding", "stages"):
+        embed_dataset(dataset, model, cache, progress=False, output=output)
+    return dataset, cache
+
+
+SLOW_FIXTURES = frozenset({"lfw_devtest_cache", "lfw_heldout"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -14,6 +14,8 @@ from fiqa_bench.cli import main
 from fiqa_bench.data import load_dataset
 from fiqa_bench.hashing import sha256_file
 from fiqa_bench.method import METHODS, create_method, load_plugins
+from fiqa_bench.pipeline import embed_dataset
+from fiqa_bench.recognition import create_model
 from fiqa_bench.scoring import score_dataset
 
 PEOPLE = ["Colin_Powell", "Tony_Blair", "Donald_Rumsfeld", "Gerhard_Schroeder"]
@@ -100,19 +102,71 @@ def test_shipped_models_are_what_their_records_say():
     assert WEIGHTS_DIR.is_dir()
 
 
-def test_shipped_devtest_model_is_reproduced(lfw_root: Path, lfw_devtest_cache: Path, tmp_path: Path):
-    """Retraining on LFW peopleDevTest with the documented command gives the shipped weights."""
-    load_plugins()
-    from fiqa_bench.methods.sdd import shipped_checkpoint, train_sdd
+#: What a retrained model must share with the shipped one on held-out people (the
+#: ``lfw_heldout`` fixture, 1,318 images).  Measured (BENCHMARKS.md, "Reproducing the
+#: shipped models"): the shipped model, trained on an Intel Xeon, against retrainings on
+#: an AMD EPYC gave Spearman >= 0.9993 and AOC differences of at most 0.033 at FMR 1e-2
+#: and 0.007 at 1e-3.  The AOC tolerance is a quarter of the standard deviation of a
+#: random quality's AOC on the same comparisons (20 seeds; about 0.30 at FMR 1e-2 and
+#: 0.13 at 1e-3 here): a difference below it cannot move a method across the random
+#: band, which is the verdict the suite reports.
+MIN_SPEARMAN = 0.99
+AOC_TOLERANCE_IN_RANDOM_SD = 0.25
+REPRODUCED_AOCS = (("recomputed", 1e-2), ("fixed", 1e-2), ("fixed", 1e-3))
 
-    out = tmp_path / "retrained.pt"
-    record = train_sdd(load_dataset("lfw", lfw_root, "devtest"), "dlib-resnet", lfw_devtest_cache, out,
-                       progress=False)
-    shipped = torch.load(shipped_checkpoint("lfw:devtest"), weights_only=True)
-    again = torch.load(out, weights_only=True)
-    assert shipped["meta"]["n_labelled"] == record["n_labelled"] == 2493
-    for key, value in shipped["state_dict"].items():
-        assert torch.allclose(value, again["state_dict"][key], rtol=1e-4, atol=1e-5), key
+
+def test_shipped_devtest_model_is_reproduced(lfw_root: Path, lfw_devtest_cache: Path, lfw_heldout,
+                                             tmp_path: Path):
+    """Retraining on LFW peopleDevTest with the documented command reproduces the shipped model.
+
+    Bitwise only where that can hold: two trainings on one machine (same CPU,
+    same library versions) give identical files.  Across CPU families MKL and
+    oneDNN choose other kernels, the last bits of features and gradients
+    differ and 30 epochs amplify them, so against the shipped file what is
+    compared is what the model is for: how it ranks the images of people it
+    never saw, and the AOC that ranking gives.
+    """
+    from scipy.stats import spearmanr
+
+    from fiqa_bench.metrics import all_vs_all, evrc
+    from fiqa_bench.metrics.summaries import aoc_or_nan
+
+    load_plugins()
+    from fiqa_bench.methods.sdd import SDDFIQA, shipped_checkpoint, train_sdd
+
+    devtest = load_dataset("lfw", lfw_root, "devtest")
+    records = [train_sdd(devtest, "dlib-resnet", lfw_devtest_cache, tmp_path / f"retrained-{i}.pt", progress=False)
+               for i in range(2)]
+    assert records[0]["sha256"] == records[1]["sha256"], "two trainings on one machine differ"
+    shipped_path = shipped_checkpoint("lfw:devtest")
+    shipped = torch.load(shipped_path, weights_only=True)
+    assert shipped["meta"]["n_labelled"] == records[0]["n_labelled"] == 2493
+
+    heldout, cache = lfw_heldout
+    model = create_model("dlib-resnet")
+    emb = embed_dataset(heldout, model, cache, progress=False)
+    stages = embed_dataset(heldout, model, cache, progress=False, output="stages")
+    assert not emb.failed.any()
+    ours = SDDFIQA(tmp_path / "retrained-0.pt").score(stages.embeddings)
+    theirs = SDDFIQA(shipped_path).score(stages.embeddings)
+    rho = spearmanr(ours, theirs)[0]
+    assert rho >= MIN_SPEARMAN, f"retrained and shipped rank held-out images with Spearman {rho:.4f}"
+
+    comparisons = all_vs_all(emb.embeddings, emb.identities)
+    policies, fmrs = ("recomputed", "fixed"), (1e-2, 1e-3)
+
+    def aocs(quality: np.ndarray) -> dict[tuple[str, float], float]:
+        curves = evrc(comparisons, quality, fmrs=fmrs, policies=policies)
+        return {(p, f): aoc_or_nan(curves.get(p, f)) for p, f in REPRODUCED_AOCS}
+
+    rng = np.random.default_rng(0)
+    random_aocs = [aocs(rng.random(len(ours))) for _ in range(20)]
+    retrained, reference = aocs(ours), aocs(theirs)
+    for key in REPRODUCED_AOCS:
+        tolerance = AOC_TOLERANCE_IN_RANDOM_SD * np.std([r[key] for r in random_aocs])
+        assert abs(retrained[key] - reference[key]) <= tolerance, (
+            f"AOC {key[0]} @ FMR {key[1]:g}: retrained {retrained[key]:.4f}, shipped {reference[key]:.4f}, "
+            f"tolerance {tolerance:.4f}")
 
 
 def test_scores_are_cached(small_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

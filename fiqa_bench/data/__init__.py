@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from fiqa_bench.data.base import Dataset, DatasetError, Pair, Sample
+from fiqa_bench.data.base import Dataset, DatasetError, Pair, Sample, identity_subset
 from fiqa_bench.data.folder import load_folder
 from fiqa_bench.data.lfw import load_lfw
 from fiqa_bench.registry import Registry
@@ -44,4 +44,4 @@ def load_dataset(spec: str, data_root: Path, split: str | None = None) -> Datase
     return DATASETS.get(kind)(argument or None, Path(data_root), split)
 
 
-__all__ = ["DATASETS", "Dataset", "DatasetError", "Pair", "Sample", "load_dataset"]
+__all__ = ["DATASETS", "Dataset", "DatasetError", "Pair", "Sample", "identity_subset", "load_dataset"]

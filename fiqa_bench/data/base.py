@@ -64,3 +64,28 @@ class Dataset:
     def relative_paths(self) -> list[str]:
         """Sample paths relative to :attr:`root`, with forward slashes."""
         return [s.path.relative_to(self.root).as_posix() for s in self.samples]
+
+
+def identity_subset(
+    dataset: Dataset,
+    every: int = 1,
+    min_images: int = 1,
+    max_per_identity: int | None = None,
+) -> Dataset:
+    """A deterministic subset of ``dataset``'s identities (no randomness, no dependence on the machine).
+
+    The identities with at least ``min_images`` images are sorted by name and
+    every ``every``-th of them is kept (the first, the ``every + 1``-th, ...);
+    of each, at most ``max_per_identity`` images, the first in dataset order.
+    Pairs are not carried over (their indices would not hold).
+    """
+    if every < 1 or min_images < 1 or (max_per_identity is not None and max_per_identity < 1):
+        raise ValueError(f"every, min_images and max_per_identity must be >= 1, "
+                         f"got {every}, {min_images}, {max_per_identity}")
+    by_identity: dict[str, list[Sample]] = {}
+    for sample in dataset.samples:
+        by_identity.setdefault(sample.identity, []).append(sample)
+    kept = sorted(name for name, samples in by_identity.items() if len(samples) >= min_images)[::every]
+    samples = tuple(s for name in kept for s in by_identity[name][:max_per_identity])
+    label = f"{dataset.name}[every {every} of identities with >= {min_images} images, <= {max_per_identity} each]"
+    return Dataset(label, dataset.root, samples)
