@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default=None, help="checkpoint of a trained method")
     p.add_argument("--trained-on", default=None, help="use the shipped model trained on this dataset, "
                    "e.g. lfw:devtest")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="method setting, e.g. seed=3, variant=pos-only, model=dlib-resnet (repeatable)")
     p.add_argument("--dataset", required=True, help="'lfw' or 'folder:PATH'")
     p.add_argument("--split", default=None, help="dataset split")
     p.add_argument("--out", type=Path, required=True, help="output CSV: path, identity, quality, native, reason")
@@ -87,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", required=True, help="FIQA method (fiqa-bench list methods)")
     p.add_argument("--protocol", required=True, help="protocol (fiqa-bench list protocols)")
     p.add_argument("--weights", default=None, help="checkpoint of a trained method (disables cross-fitting)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="method setting, e.g. variant=pos-only (repeatable)")
     p.add_argument("--model", default="dlib-resnet", help="deployed recognition model")
     p.add_argument("--random-seeds", type=int, default=20, help="random-quality seeds for the band")
     p.add_argument("--n-boot", type=int, default=100, help="bootstrap replicates per AOC (0 = none)")
@@ -213,7 +217,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from fiqa_bench.method import create_method
     from fiqa_bench.scoring import score_dataset
 
-    method = create_method(args.method, args.weights, args.trained_on)
+    method = create_method(args.method, args.weights, args.trained_on, _options(args.set))
     dataset = load_dataset(args.dataset, resolve_data_root(args.data_root), args.split)
     table = score_dataset(method, dataset, resolve_cache_dir(args.cache_dir), workers=args.workers,
                           progress=not args.quiet)
@@ -235,8 +239,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     folder = PROTOCOLS.get(protocol)(
         method, data_root=resolve_data_root(args.data_root), cache_dir=resolve_cache_dir(args.cache_dir),
-        out_dir=out, weights=Path(args.weights) if args.weights else None, model=args.model, config=config,
-        workers=args.workers, progress=not args.quiet)
+        out_dir=out, weights=Path(args.weights) if args.weights else None, settings=_options(args.set),
+        model=args.model, config=config, workers=args.workers, progress=not args.quiet)
     print((folder / "table.md").read_text())
     print(f"results in {folder} ({time.perf_counter() - start:.0f} s)")
     return 0

@@ -1,7 +1,8 @@
 """The contract every FIQA method follows, and the registries of plugins.
 
 A method lives in one file of ``methods/`` (installed as
-``fiqa_bench.methods``) and registers a factory in :data:`METHODS`;
+``fiqa_bench.methods``) and registers its :class:`QualityMethod` subclass in
+:data:`METHODS`;
 protocols live in ``protocols/`` and register in :data:`PROTOCOLS`.  The
 core imports every module of those two packages on first use
 (:func:`load_plugins`), so adding a method is adding a file.
@@ -17,11 +18,13 @@ reason, never dropped.
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
+import typing
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -37,8 +40,8 @@ class MethodCard:
         name: registry name.
         paper: citation of the method's paper.
         higher_is_better: whether the *native* output grows with quality.
-        needs: "chips:<template>", "embeddings:<model>", "backbone:<model>"
-            or "stages:<model>" (see :class:`QualityMethod`).
+        needs: "chips:<template>", "embeddings:<model>", "backbone:<model>",
+            "stages:<model>" or "landmarks:dlib5" (see :class:`QualityMethod`).
         trained: whether the method must be trained before scoring.
         weights: where trained weights come from, or "none".
         weights_sha256: hash of shipped weights, or "".
@@ -65,11 +68,33 @@ class QualityMethod(ABC):
     ``chips:<template>`` -> ``(N, S, S, 3)`` uint8 aligned chips;
     ``embeddings:<model>`` -> ``(N, D)`` unit embeddings of that model;
     ``backbone:<model>`` -> ``(N, F)`` backbone features of that model;
-    ``stages:<model>`` -> ``(N, F)`` its pooled stage outputs.
+    ``stages:<model>`` -> ``(N, F)`` its pooled stage outputs;
+    ``landmarks:dlib5`` -> ``(N, 5, 2)`` float64 landmark pixels in the image
+    (dlib's order, :mod:`fiqa_bench.faces.templates`).
     Rows of images that failed upstream are never passed in.
     """
 
     card: MethodCard
+
+    @classmethod
+    def create(
+        cls,
+        weights: Path | None = None,
+        trained_on: str | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> QualityMethod:
+        """Build the method as the command line asks for it (what :func:`create_method` calls).
+
+        The default serves untrained methods: it refuses ``weights`` and
+        ``trained_on`` and passes ``settings`` (``--set key=value``) to the
+        constructor, each converted to the type its parameter is annotated
+        with (:func:`constructor_settings`).  Trained methods override it to
+        load a checkpoint or a shipped model.
+        """
+        if weights is not None or trained_on is not None:
+            given = f"weights {weights}" if weights is not None else f"trained_on {trained_on!r}"
+            raise ValueError(f"method {_label(cls)!r} is not trained and takes no weights (got {given})")
+        return cls(**constructor_settings(cls, settings or {}))
 
     def fingerprint(self) -> str:
         """Changes whenever the scores could change (part of the score cache key)."""
@@ -87,12 +112,46 @@ class QualityMethod(ABC):
         return self.card.quality_from_native(self.native_score(inputs))
 
 
-#: ``factory(weights: Path | None = None, trained_on: str | None = None) -> QualityMethod``.
-#: ``weights`` names a checkpoint; ``trained_on`` (for trained methods) asks for
-#: the shipped model trained on that dataset, e.g. "lfw:devtrain".
-MethodFactory = Callable[..., QualityMethod]
+def _label(cls: type) -> str:
+    card = getattr(cls, "card", None)
+    return card.name if isinstance(card, MethodCard) else cls.__name__
 
-METHODS: Registry[MethodFactory] = Registry("method")
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _convert(name: str, value: Any, kind: Any) -> Any:
+    """``value`` as ``kind`` (int, float, bool or str); strings from the command line are parsed."""
+    if not isinstance(value, str) or kind in (str, Any, inspect.Parameter.empty):
+        return value
+    if kind is bool:
+        if value.lower() in _TRUE + _FALSE:
+            return value.lower() in _TRUE
+        raise ValueError(f"setting {name}={value!r} must be one of {', '.join(_TRUE + _FALSE)}")
+    if kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            raise ValueError(f"setting {name}={value!r} must be a{'n' if kind is int else ''} {kind.__name__}") from None
+    return value
+
+
+def constructor_settings(cls: type, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` checked against ``cls``'s constructor and converted to its annotated types.
+
+    An unknown key is a ValueError that lists the known ones.
+    """
+    parameters = {k: p for k, p in inspect.signature(cls).parameters.items()
+                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    unknown = sorted(set(settings) - set(parameters))
+    if unknown:
+        known = ", ".join(parameters) or "none"
+        raise ValueError(f"method {_label(cls)!r} has no setting {', '.join(unknown)}; its settings: {known}")
+    hints = typing.get_type_hints(cls.__init__) if cls.__init__ is not object.__init__ else {}
+    return {k: _convert(k, v, hints.get(k, parameters[k].annotation)) for k, v in settings.items()}
+
+
+METHODS: Registry[type[QualityMethod]] = Registry("method")
 PROTOCOLS: Registry[Callable[..., object]] = Registry("protocol")
 
 #: Trainers of trained methods, by method name:
@@ -120,8 +179,20 @@ def load_plugins() -> None:
     _loaded = True
 
 
-def create_method(name: str, weights: str | Path | None = None, trained_on: str | None = None) -> QualityMethod:
-    """Build the registered method ``name`` (``fiqa-bench list methods``)."""
+def create_method(
+    name: str,
+    weights: str | Path | None = None,
+    trained_on: str | None = None,
+    settings: Mapping[str, Any] | None = None,
+) -> QualityMethod:
+    """Build the registered method ``name`` (``fiqa-bench list methods``).
+
+    Args:
+        name: registry name or alias.
+        weights: a checkpoint (trained methods).
+        trained_on: the shipped model trained on this dataset, e.g. ``"lfw:devtrain"`` (trained methods).
+        settings: method settings, e.g. ``{"seed": "3"}`` (``--set seed=3``).
+    """
     load_plugins()
-    factory = METHODS.get(name)
-    return factory(weights=Path(weights) if weights else None, trained_on=trained_on)
+    return METHODS.get(name).create(weights=Path(weights) if weights else None, trained_on=trained_on,
+                                    settings=settings)

@@ -31,6 +31,7 @@ import dataclasses
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -40,7 +41,7 @@ from fiqa_bench.faces.align import AlignmentSettings
 from fiqa_bench.hashing import sha256_file, sha256_json
 from fiqa_bench.method import METHODS, TRAINERS, MethodCard, QualityMethod
 from fiqa_bench.pipeline import dataset_chips, embed_dataset
-from fiqa_bench.pseudo_labels import sdd_pseudo_labels
+from fiqa_bench.pseudo_labels import VARIANTS, sdd_pseudo_labels
 from fiqa_bench.quality_regression import (
     QualityEnsemble,
     QualityHead,
@@ -58,9 +59,12 @@ PAPER = "F.-Z. Ou et al., SDD-FIQA: Unsupervised Face Image Quality Assessment w
 CHECKPOINT_FORMAT = 2
 
 
-def shipped_checkpoint(trained_on: str, model: str = "dlib-resnet", mode: str = "head") -> Path:
-    """Path of the shipped checkpoint trained on ``trained_on`` (e.g. ``"lfw:devtrain"``)."""
-    return WEIGHTS_DIR / f"sdd-{model}-{mode}-{trained_on.replace(':', '-')}.pt"
+def shipped_checkpoint(
+    trained_on: str, model: str = "dlib-resnet", mode: str = "head", variant: str = "sdd"
+) -> Path:
+    """Path of the shipped checkpoint trained on ``trained_on`` (e.g. ``"lfw:devtrain"``) with labels ``variant``."""
+    prefix = "sdd" if variant == "sdd" else f"sdd-{variant}"
+    return WEIGHTS_DIR / f"{prefix}-{model}-{mode}-{trained_on.replace(':', '-')}.pt"
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,34 @@ class SDDFIQA(QualityMethod):
             needs = f"chips:{self.meta['template']}"
         self.card = MethodCard(name="sdd", paper=PAPER, higher_is_better=True, needs=needs, trained=True,
                                weights=str(checkpoint), weights_sha256=self._digest)
+
+    @classmethod
+    def create(
+        cls,
+        weights: Path | None = None,
+        trained_on: str | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> SDDFIQA:
+        """A checkpoint (``weights``) or the shipped model trained on ``trained_on`` (default
+        ``lfw:devtrain``).  Settings: ``variant`` (sdd, pos-only, neg-only, signed: which pseudo-labels the
+        shipped model learned; the paper's ablation) and ``model`` (the recognition model it reads)."""
+        settings = dict(settings or {})
+        variant, model = str(settings.pop("variant", "sdd")), str(settings.pop("model", "dlib-resnet"))
+        if settings:
+            raise ValueError(f"method 'sdd' has no setting {', '.join(sorted(settings))}; its settings: variant, model")
+        if variant not in VARIANTS:
+            raise ValueError(f"sdd: variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+        if weights is not None and trained_on is not None:
+            raise ValueError("give either weights (a checkpoint) or trained_on (a shipped model), not both")
+        if weights is not None:
+            return cls(weights)
+        weights = shipped_checkpoint(trained_on or "lfw:devtrain", model, variant=variant)
+        if not weights.is_file():
+            known = sorted(p.name for p in WEIGHTS_DIR.glob("*.pt"))
+            raise FileNotFoundError(f"no shipped SDD-FIQA model trained on {trained_on!r} with variant "
+                                    f"{variant!r} for {model} ({weights.name}); shipped: {known}; train one with "
+                                    "'fiqa-bench train --method sdd'")
+        return cls(weights)
 
     def fingerprint(self) -> str:
         return sha256_json({"method": "sdd", "checkpoint": self._digest})
@@ -219,18 +251,6 @@ def _train_from_options(
     return train_sdd(dataset, model_name, cache_dir, out, config, labels, workers=workers, progress=progress)
 
 
-def _factory(weights: Path | None = None, trained_on: str | None = None) -> SDDFIQA:
-    if weights is not None and trained_on is not None:
-        raise ValueError("give either weights (a checkpoint) or trained_on (a shipped model), not both")
-    if weights is None:
-        weights = shipped_checkpoint(trained_on or "lfw:devtrain")
-        if not weights.is_file():
-            known = sorted(p.name for p in WEIGHTS_DIR.glob("*.pt"))
-            raise FileNotFoundError(f"no shipped SDD-FIQA model trained on {trained_on!r} ({weights}); "
-                                    f"shipped: {known}; train one with 'fiqa-bench train --method sdd'")
-    return SDDFIQA(weights)
-
-
 TRAINERS.add("sdd", _train_from_options, description="pseudo-labels + regression head on a recognition model")
-METHODS.add("sdd", _factory, description="SDD-FIQA (CVPR 2021): Wasserstein pseudo-labels + quality regression",
+METHODS.add("sdd", SDDFIQA, description="SDD-FIQA (CVPR 2021): Wasserstein pseudo-labels + quality regression",
             aliases=("sdd-fiqa",))

@@ -26,6 +26,7 @@ import json
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
@@ -60,6 +61,7 @@ class LFWProtocol:
         cache_dir: Path,
         out_dir: Path,
         weights: Path | None = None,
+        settings: Mapping[str, str] | None = None,
         model: str = "dlib-resnet",
         config: StudyConfig = StudyConfig(),
         workers: int | None = None,
@@ -70,7 +72,8 @@ class LFWProtocol:
         dataset = load_lfw(data_root, self.split)
         say(f"{self.name}: embedding {len(dataset)} images with {model}")
         emb = embed_dataset(dataset, create_model(model), cache_dir, workers=workers, progress=progress)
-        table, scorers = self._score(method, weights, dataset, data_root, cache_dir, workers, progress)
+        table, scorers = self._score(method, weights, settings or {}, dataset, data_root, cache_dir, workers,
+                                     progress)
         if list(table.paths) != list(emb.paths):
             raise RuntimeError("internal error: score rows do not follow the dataset order")
         keep = ~emb.failed
@@ -109,17 +112,17 @@ class LFWProtocol:
         return out_dir
 
     def _score(
-        self, method_name: str, weights: Path | None, dataset: Dataset, data_root: Path, cache_dir: Path,
-        workers: int | None, progress: bool,
+        self, method_name: str, weights: Path | None, settings: Mapping[str, str], dataset: Dataset,
+        data_root: Path, cache_dir: Path, workers: int | None, progress: bool,
     ) -> tuple[ScoreTable, list[dict]]:
         """Scores of every image of the protocol split, cross-fitted when the method is trained."""
-        probe = create_method(method_name, weights=weights)
+        probe = create_method(method_name, weights=weights, settings=settings)
         if not probe.card.trained or weights is not None:
             table = score_dataset(probe, dataset, cache_dir, workers=workers, progress=progress)
             return table, [_scorer(probe, len(table.paths), "all images (no cross-fitting)")]
         parts, scorers = [], []
         for fold in self.folds:
-            method = create_method(method_name, trained_on=CROSS_FIT[fold])
+            method = create_method(method_name, trained_on=CROSS_FIT[fold], settings=settings)
             part = score_dataset(method, load_lfw(data_root, fold), cache_dir, workers=workers, progress=progress)
             parts.append(part)
             scorers.append(_scorer(method, len(part.paths), f"lfw:{fold} images"))

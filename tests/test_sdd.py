@@ -98,7 +98,7 @@ def test_shipped_models_are_what_their_records_say():
     with pytest.raises(FileNotFoundError, match="shipped"):
         create_method("sdd", trained_on="lfw:everything")
     with pytest.raises(ValueError, match="not both"):
-        METHODS.get("sdd")(weights=Path("a.pt"), trained_on="lfw:devtest")
+        METHODS.get("sdd").create(weights=Path("a.pt"), trained_on="lfw:devtest")
     assert WEIGHTS_DIR.is_dir()
 
 
