@@ -300,3 +300,26 @@ def dataset_chips(
                                 workers, progress)
     failed, reasons = _face_status(faces, keys)
     return chips.get(keys, ["chip"])["chip"], failed, reasons
+
+
+def dataset_landmarks(
+    dataset: Dataset,
+    cache_dir: Path,
+    settings: AlignmentSettings | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """dlib's five landmarks ``(N, 5, 2)`` float64 in image pixels, the failure mask and the reasons.
+
+    The landmarks are those every chip was cut from (the ``faces`` stage;
+    computed on the way to ``dlib150`` chips when missing).  Failed images
+    have NaN landmarks.
+    """
+    settings = settings or AlignmentSettings()
+    workers = workers or min(os.cpu_count() or 1, 8)
+    keys = hash_files(dataset.paths, progress)
+    faces, _ = ensure_chips(dataset.paths, keys, get_template("dlib150"), settings, cache_dir, workers, progress)
+    failed, reasons = _face_status(faces, keys)
+    marks = faces.get(keys, ["landmarks"])["landmarks"].astype(np.float64)
+    marks[failed] = np.nan
+    return marks, failed, reasons

@@ -1,8 +1,9 @@
 """Scoring a dataset with a FIQA method, through the cache.
 
 The method's card says what it reads (``chips:<template>``,
-``embeddings:<model>`` or ``backbone:<model>``); :func:`method_inputs` makes
-that from the dataset with :mod:`fiqa_bench.pipeline`.  Scores are cached
+``embeddings:<model>``, ``backbone:<model>``, ``stages:<model>`` or
+``landmarks:dlib5``); :func:`method_inputs` makes that from the dataset with
+:mod:`fiqa_bench.pipeline`.  Scores are cached
 per image (key: image sha256) under ``scores/<method fingerprint>/<alignment>``.
 An image that failed upstream, or that the method cannot assess, gets a NaN
 quality and a reason; it is never dropped.
@@ -20,7 +21,7 @@ from fiqa_bench.cache import KeyedStore, atomic_write
 from fiqa_bench.data import Dataset
 from fiqa_bench.faces.align import AlignmentSettings
 from fiqa_bench.method import QualityMethod
-from fiqa_bench.pipeline import dataset_chips, embed_dataset, hash_files
+from fiqa_bench.pipeline import dataset_chips, dataset_landmarks, embed_dataset, hash_files
 
 
 @dataclass(frozen=True)
@@ -67,12 +68,14 @@ def method_inputs(
     kind, _, argument = needs.partition(":")
     if kind == "chips":
         return dataset_chips(dataset, argument, cache_dir, settings, workers, progress)
+    if kind == "landmarks" and argument == "dlib5":
+        return dataset_landmarks(dataset, cache_dir, settings, workers, progress)
     if kind in ("embeddings", "backbone", "stages"):
         output = "embedding" if kind == "embeddings" else kind
         result = embed_dataset(dataset, create_model(argument), cache_dir, settings, workers, progress, output)
         return result.embeddings, result.failed, result.reasons
     raise ValueError(f"a method's 'needs' must be chips:<template>, embeddings:<model>, "
-                     f"backbone:<model> or stages:<model>, got {needs!r}")
+                     f"backbone:<model>, stages:<model> or landmarks:dlib5, got {needs!r}")
 
 
 def score_dataset(

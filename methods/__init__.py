@@ -2,19 +2,34 @@
 
 To add a method, add ``methods/<name>.py`` that defines a
 :class:`fiqa_bench.method.QualityMethod` subclass with a
-:class:`fiqa_bench.method.MethodCard`, and registers a factory::
+:class:`fiqa_bench.method.MethodCard` and registers the class.  A complete
+file (``tests/test_methods.py`` runs it, scores a folder and an LFW protocol
+with it)::
+
+    import numpy as np
 
     from fiqa_bench.method import METHODS, MethodCard, QualityMethod
 
-    class Sharpness(QualityMethod):
-        \"\"\"Variance of the Laplacian of the grey chip (Pech-Pacheco et al., 2000).\"\"\"
-        card = MethodCard(name="sharpness", paper="Pech-Pacheco et al., ICPR 2000",
-                          higher_is_better=True, needs="chips:arcface112",
-                          trained=False, weights="none")
-        def native_score(self, chips):
-            ...
 
-    METHODS.add("sharpness", Sharpness, description="variance of the Laplacian")
+    class RMSContrast(QualityMethod):
+        \"\"\"Root-mean-square contrast of the grey chip: std(0.299 R + 0.587 G + 0.114 B) / 255.\"\"\"
+
+        card = MethodCard(name="rms-contrast", paper="E. Peli, Contrast in complex images, JOSA A 7(10), 1990",
+                          higher_is_better=True, needs="chips:dlib150", trained=False, weights="none")
+
+        def native_score(self, chips: np.ndarray) -> np.ndarray:
+            grey = chips.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+            return grey.reshape(len(chips), -1).std(axis=1) / 255
+
+
+    METHODS.add("rms-contrast", RMSContrast, description="RMS contrast of the grey chip")
+
+``fiqa-bench score --method rms-contrast ...`` and ``fiqa-bench run --method
+rms-contrast --protocol lfw-devtest`` then work.  Constructor parameters
+become settings (``--set key=value``, converted to the annotated type);
+an untrained method refuses ``--weights``.  A trained method overrides
+:meth:`~fiqa_bench.method.QualityMethod.create` to load its checkpoint (see
+``sdd.py``) and registers a trainer in :data:`fiqa_bench.method.TRAINERS`.
 
 Files whose name starts with ``_`` are not imported.
 """
