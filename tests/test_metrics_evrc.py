@@ -166,6 +166,31 @@ def test_pool_growth_with_adversarial_quality(monkeypatch):
         assert_matches_brute(curve, comp, q, d)
 
 
+@pytest.mark.parametrize("seed", range(40))
+def test_complete_sets_count_impostors_from_the_samples_exactly(seed):
+    """On a complete all-vs-all set the per-rank impostor counts come from the samples (closed form);
+    they equal a pass over every impostor pair, with and without bootstrap weights, NaN ranks included."""
+    from dataclasses import replace
+
+    from fiqa_bench.metrics.comparisons import ImpostorSampling
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 60))
+    comp = all_vs_all(rng.normal(size=(n, 4)), rng.integers(0, rng.integers(1, 10), n))
+    if comp.n_genuine == 0 or comp.n_impostor == 0:
+        return
+    q = rng.integers(0, 5, n).astype(float)
+    q[rng.random(n) < 0.1] = np.nan
+    as_given = replace(comp, sampling=ImpostorSampling("given", comp.n_impostor, comp.n_impostor))
+    for weights in (None, rng.integers(0, 4, n).astype(float)):
+        fast = discard_module._impostor_rank_counts(discard_module._prepare(comp, q, "images", "min"), weights)
+        assert discard_module._complete_impostor_rank_counts(
+            discard_module._prepare(as_given, q, "images", "min"), weights) is None
+        slow = discard_module._impostor_rank_counts(discard_module._prepare(as_given, q, "images", "min"), weights)
+        np.testing.assert_array_equal(fast[0], slow[0])
+        assert fast[1] == slow[1]
+
+
 # --------------------------------------------------------------------------- properties
 
 

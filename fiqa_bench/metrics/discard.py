@@ -66,6 +66,7 @@ discard fractions (default ``0, 0.01, ..., 0.95``: 96 points).
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -321,7 +322,50 @@ def _cutoffs(h_axis: np.ndarray, d: np.ndarray, n_ranks: int) -> tuple[np.ndarra
 # --------------------------------------------------------------------------- evaluation
 
 
+def _complete_impostor_rank_counts(prep: _Prepared, sample_weights: np.ndarray | None) -> np.ndarray | None:
+    """Per-rank impostor counts of a *complete* all-vs-all set from the samples alone, or None.
+
+    With pair quality ``min``, an impostor pair is remaining at cut ``r`` when
+    both samples have rank ``>= r``.  Over the samples with rank ``>= r``, with
+    weights ``w`` (1 without), identity groups ``g`` and ``A = sum w``,
+    ``D = sum_g (sum_{i in g} w_i)^2``, the (weighted) number of pairs of
+    different identities is
+
+        C(r) = (A(r)^2 - D(r)) / 2
+
+    and the count at rank ``r`` is ``C(r) - C(r + 1)``.  ``D`` grows by
+    ``2 S_g w_i + w_i^2`` as sample ``i`` joins its group ``g`` (``S_g``: the
+    weight already there), so one sort gives every ``C(r)`` in O(N log N)
+    instead of a pass over all N(N-1)/2 pairs; exact for integer weights
+    (all sums stay below 2^53).
+    """
+    comp = prep.comparisons
+    if prep.image_ranks is None or comp.sampling.method != "all" or comp.identities is None:
+        return None
+    ranks = prep.image_ranks.astype(np.int64)
+    n = len(ranks)
+    w = np.ones(n) if sample_weights is None else np.asarray(sample_weights, dtype=np.float64)
+    codes = np.unique(comp.identities, return_inverse=True)[1].ravel()
+    order = np.lexsort((np.arange(n), -ranks))  # by rank, highest first; the order within a rank is immaterial
+    by_group = order[np.argsort(codes[order], kind="stable")]  # grouped by identity, join order kept
+    w_group = w[by_group]
+    cumulative = np.cumsum(w_group)
+    starts = np.flatnonzero(np.r_[True, codes[by_group][1:] != codes[by_group][:-1]])
+    before_group = np.repeat(np.r_[0.0, cumulative[starts[1:] - 1]], np.diff(np.r_[starts, n]))
+    prior = cumulative - w_group - before_group  # S_g when the sample joins
+    growth = np.zeros(n)
+    growth[by_group] = 2.0 * prior * w_group + w_group**2
+    a = _suffix(np.bincount(ranks, weights=w, minlength=prep.n_ranks))
+    d = _suffix(np.bincount(ranks, weights=growth, minlength=prep.n_ranks))
+    c = (a * a - d) / 2.0
+    h = c[:-1] - c[1:]
+    return np.rint(h).astype(np.int64) if sample_weights is None else h
+
+
 def _impostor_rank_counts(prep: _Prepared, sample_weights: np.ndarray | None) -> tuple[np.ndarray, float]:
+    complete = _complete_impostor_rank_counts(prep, sample_weights)
+    if complete is not None:
+        return complete, float(complete[0])
     pairs = prep.comparisons.impostor_pairs
     h = np.zeros(prep.n_ranks, dtype=np.float64 if sample_weights is not None else np.int64)
     n_nan = 0.0
@@ -341,27 +385,44 @@ def _impostor_rank_counts(prep: _Prepared, sample_weights: np.ndarray | None) ->
     return h, n_nan
 
 
+_TOP_CACHE: dict[str, tuple] = {}
+
+
+def _top_impostors(scores: np.ndarray, target: int) -> tuple[np.ndarray, bool]:
+    """Indices of the impostors with ``score >= s_cut``, about ``1.25 * target`` of them, sorted by score
+    descending (stable), and whether they are all of them.
+
+    Which impostors score highest depends on the scores alone, not on qualities or weights, so the last
+    selection is kept (for the same score array, by identity) and reused for any target it covers: a
+    study's random band and bootstrap replicates select once.
+    """
+    cached = _TOP_CACHE.get("last")
+    if cached is not None and cached[0]() is scores and cached[1] >= target:
+        return cached[2], cached[3]
+    n = len(scores)
+    if target >= n:
+        idx, complete = np.arange(n), True
+    else:
+        stride = max(1, n // 1_000_000)
+        sub = scores[::stride]
+        take = int(np.ceil(len(sub) * min(1.0, 1.25 * target / n)))
+        pos = len(sub) - take
+        s_cut = np.partition(sub, pos)[pos] if pos > 0 else -np.inf
+        idx = np.flatnonzero(scores >= s_cut)
+        complete = len(idx) == n
+    idx = idx[np.argsort(-scores[idx], kind="stable")]
+    idx.flags.writeable = False
+    _TOP_CACHE["last"] = (weakref.ref(scores), target, idx, complete)
+    return idx, complete
+
+
 class _Pool:
     """The impostors with ``score >= s_cut``, sorted by score descending."""
 
     def __init__(self, prep: _Prepared, sample_weights: np.ndarray | None, target: int) -> None:
         scores = prep.comparisons.impostor_scores
-        n = len(scores)
-        if target >= n:
-            idx = np.arange(n)
-            self.complete = True
-        else:
-            stride = max(1, n // 1_000_000)
-            sub = scores[::stride]
-            take = int(np.ceil(len(sub) * min(1.0, 1.25 * target / n)))
-            pos = len(sub) - take
-            s_cut = np.partition(sub, pos)[pos] if pos > 0 else -np.inf
-            idx = np.flatnonzero(scores >= s_cut)
-            self.complete = len(idx) == n
-        s = scores[idx]
-        order = np.argsort(-s, kind="stable")
-        idx = idx[order]
-        self.neg_scores = -s[order]  # ascending
+        idx, self.complete = _top_impostors(scores, target)
+        self.neg_scores = -scores[idx]  # ascending
         p = prep.comparisons.impostor_pairs[idx]
         self.ranks, _ = prep.ranks(p)
         self.weights = None if sample_weights is None else sample_weights[p[:, 0]] * sample_weights[p[:, 1]]
