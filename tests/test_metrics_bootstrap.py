@@ -132,3 +132,28 @@ def test_bad_input():
         bootstrap_ci(comp, q, n_boot=2, fmr=1.0)
     with pytest.raises(TypeError, match="unexpected"):
         bootstrap_difference(comp, q, q, n_bootstrap=2)
+
+
+def test_replicates_of_many_measures_and_curves_equal_one_at_a_time():
+    """bootstrap_replicates evaluates all quality sets, policies and FMRs on the same replicates: each
+    slice equals bootstrap_ci with the same seed, and each pair's difference equals bootstrap_difference."""
+    from fiqa_bench.metrics import bootstrap_replicates
+
+    comp, rng = synthetic(11, n_ids=30)
+    qualities = [rng.random(comp.n_samples), rng.integers(0, 4, comp.n_samples).astype(float),
+                 rng.random(comp.n_samples)]
+    fmrs, policies = (0.05, 0.2), ("recomputed", "fixed")
+    together = bootstrap_replicates(comp, qualities, fmrs=fmrs, policies=policies, n_boot=15, seed=4,
+                                    min_false_matches=1)
+    assert together.replicates.shape == (15, 3, 2, 2)
+    for policy in policies:
+        for fmr in fmrs:
+            for m, q in enumerate(qualities):
+                alone = bootstrap_ci(comp, q, fmr=fmr, policy=policy, n_boot=15, seed=4, min_false_matches=1)
+                np.testing.assert_array_equal(together.interval(m, policy, fmr).replicates, alone.replicates)
+                assert together.interval(m, policy, fmr).estimate == alone.estimate or np.isnan(alone.estimate)
+            pair = bootstrap_difference(comp, qualities[0], qualities[2], fmr=fmr, policy=policy, n_boot=15, seed=4,
+                                        min_false_matches=1)
+            np.testing.assert_array_equal(together.difference(0, 2, policy, fmr).replicates, pair.replicates)
+    with pytest.raises(ValueError, match="no replicates for"):
+        together.interval(0, "fixed", 0.01)

@@ -1,6 +1,12 @@
 """Pure-numpy metrics: no I/O, arrays in, small dataclasses out."""
 
-from fiqa_bench.metrics.bootstrap import BootstrapCI, bootstrap_ci, bootstrap_difference
+from fiqa_bench.metrics.bootstrap import (
+    BootstrapCI,
+    BootstrapReplicates,
+    bootstrap_ci,
+    bootstrap_difference,
+    bootstrap_replicates,
+)
 from fiqa_bench.metrics.comparisons import (
     Comparisons,
     ImpostorSampling,
@@ -21,7 +27,7 @@ from fiqa_bench.metrics.summaries import aoc, edc_pauc, edc_theoretical_best_are
 from fiqa_bench.metrics.thresholds import ROC, FMRThreshold, TARAtFMR, roc, tar_at_fmr, threshold_at_fmr
 
 __all__ = [
-    "BootstrapCI", "bootstrap_ci", "bootstrap_difference",
+    "BootstrapCI", "BootstrapReplicates", "bootstrap_ci", "bootstrap_difference", "bootstrap_replicates",
     "Comparisons", "ImpostorSampling", "all_vs_all", "comparisons_from_pairs", "comparisons_from_scores",
     "DEFAULT_DISCARD_FRACTIONS", "DiscardCurve", "EDCSteps", "EVRCResult", "edc_steps", "edc_steps_from_samples", "evrc",
     "aoc", "edc_pauc", "edc_theoretical_best_area", "fnmr_area",

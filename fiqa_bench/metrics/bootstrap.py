@@ -21,18 +21,20 @@ not a test.  Replicates where the statistic is undefined (e.g. too few
 impostor comparisons left for the FMR, or FNMR(0) = 0) are counted in
 ``n_undefined`` and left out.
 
-Cost: one exact evaluation per replicate with a pass over all impostor
-comparisons (LFW all-vs-all, 87.5 M comparisons: ~1.7 s per replicate on 2
-cores; 2 M subsampled impostors: ~0.15 s).  Use a pair list or impostor
-subsampling (:func:`~fiqa_bench.metrics.comparisons.all_vs_all`
-``max_impostors``) for thousands of replicates, keeping enough impostors for
-the FMR at the largest discard fraction (else every replicate is undefined).
+Cost: one exact evaluation per replicate and quality measure, every policy
+and FMR at once (:func:`bootstrap_replicates`).  On a complete all-vs-all
+set the impostor counts come from the samples alone
+(:mod:`~fiqa_bench.metrics.discard`), so a replicate costs a pass over the
+genuine comparisons and the top-scoring impostors, not over all of them
+(times in BENCHMARKS.md).  On a pair list or a subsample every replicate
+passes over all impostors given.
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -46,10 +48,17 @@ from fiqa_bench.metrics._common import (
     nan_to_none,
 )
 from fiqa_bench.metrics.comparisons import Comparisons
-from fiqa_bench.metrics.discard import DEFAULT_DISCARD_FRACTIONS, DiscardCurve, PairQuality, _evaluate, _prepare
+from fiqa_bench.metrics.discard import (
+    DEFAULT_DISCARD_FRACTIONS,
+    DiscardCurve,
+    PairQuality,
+    _evaluate,
+    _prepare,
+    _Prepared,
+)
 from fiqa_bench.metrics.summaries import aoc, edc_pauc
 
-__all__ = ["BootstrapCI", "bootstrap_ci", "bootstrap_difference"]
+__all__ = ["BootstrapCI", "BootstrapReplicates", "bootstrap_ci", "bootstrap_difference", "bootstrap_replicates"]
 
 
 @dataclass(frozen=True)
@@ -124,32 +133,98 @@ def _statistic(curve: DiscardCurve, statistic: str, normalised: bool, pauc_limit
         return float("nan")
 
 
-def _run(
+@dataclass(frozen=True)
+class BootstrapReplicates:
+    """Statistics of several quality measures on the *same* identity replicates, for every (policy, FMR).
+
+    Attributes:
+        statistic: ``"aoc"`` or ``"pauc"``.
+        policies, fmrs: the curves evaluated.
+        estimates: ``(M, P, F)`` the statistic of each quality measure on the full data.
+        replicates: ``(n_boot, M, P, F)`` its value on each replicate (NaN where undefined).
+        seed: ``numpy.random.default_rng`` seed of the replicates.
+        settings: axis, statistic options, number of identities and points.
+    """
+
+    statistic: str
+    policies: tuple[str, ...]
+    fmrs: tuple[float, ...]
+    estimates: np.ndarray
+    replicates: np.ndarray
+    seed: int
+    settings: dict
+
+    def to_dict(self) -> dict:
+        """JSON-ready (NaN -> None); :meth:`from_dict` inverts it exactly."""
+        return {"statistic": self.statistic, "policies": list(self.policies), "fmrs": list(self.fmrs),
+                "estimates_shape": list(self.estimates.shape), "replicates_shape": list(self.replicates.shape),
+                "estimates": nan_to_none(self.estimates.ravel()), "replicates": nan_to_none(self.replicates.ravel()),
+                "seed": self.seed, "settings": self.settings}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> BootstrapReplicates:
+        def array(values: list, shape: list) -> np.ndarray:
+            return np.array([np.nan if v is None else v for v in values], dtype=np.float64).reshape(shape)
+
+        return cls(d["statistic"], tuple(d["policies"]), tuple(float(f) for f in d["fmrs"]),
+                   array(d["estimates"], d["estimates_shape"]), array(d["replicates"], d["replicates_shape"]),
+                   int(d["seed"]), dict(d["settings"]))
+
+    def _at(self, policy: str, fmr: float) -> tuple[int, int]:
+        try:
+            return self.policies.index(policy), self.fmrs.index(float(fmr))
+        except ValueError:
+            raise ValueError(f"no replicates for policy={policy!r}, fmr={fmr!r}; have policies "
+                             f"{self.policies} and FMRs {self.fmrs}") from None
+
+    def _settings(self, policy: str, fmr: float) -> dict:
+        return {"policy": policy, "fmr": float(fmr), **self.settings}
+
+    def interval(self, index: int, policy: str, fmr: float, confidence: float = 0.95) -> BootstrapCI:
+        """Percentile interval of quality measure ``index``'s statistic at (policy, FMR)."""
+        p, f = self._at(policy, fmr)
+        return _interval(self.statistic, self.estimates[index, p, f], self.replicates[:, index, p, f], confidence,
+                         len(self.replicates), self.seed, self._settings(policy, fmr))
+
+    def difference(self, a: int, b: int, policy: str, fmr: float, confidence: float = 0.95) -> BootstrapCI:
+        """Paired percentile interval of ``stat(a) - stat(b)`` at (policy, FMR)."""
+        p, f = self._at(policy, fmr)
+        return _interval(f"{self.statistic} difference", self.estimates[a, p, f] - self.estimates[b, p, f],
+                         self.replicates[:, a, p, f] - self.replicates[:, b, p, f], confidence, len(self.replicates),
+                         self.seed, self._settings(policy, fmr))
+
+
+def bootstrap_replicates(
     comparisons: Comparisons,
     quality_sets: Sequence[np.ndarray],
     *,
-    statistic: str,
-    fmr: float,
-    policy: str,
-    axis: str,
-    n_boot: int,
-    confidence: float,
-    seed: int,
-    discard_fractions: Sequence[float] | np.ndarray,
-    pair_quality: PairQuality,
-    normalised: bool,
-    pauc_limit: float,
-    subtract_best: bool,
-    min_false_matches: int,
-) -> tuple[np.ndarray, np.ndarray, dict]:
+    statistic: str = "aoc",
+    fmrs: Sequence[float] = (1e-3,),
+    policies: Sequence[str] = ("recomputed",),
+    axis: str = "images",
+    n_boot: int = 1000,
+    seed: int = 0,
+    discard_fractions: Sequence[float] | np.ndarray = DEFAULT_DISCARD_FRACTIONS,
+    pair_quality: PairQuality = "min",
+    normalised: bool = True,
+    pauc_limit: float = 0.20,
+    subtract_best: bool = False,
+    min_false_matches: int = 10,
+    progress: Callable[[int], None] | None = None,
+) -> BootstrapReplicates:
+    """Draw ``n_boot`` identity replicates once and evaluate every quality set on each (paired).
+
+    Replicate ``b`` draws ``n_id`` identities with replacement (the same
+    stream as :func:`bootstrap_ci` with this ``seed``); every quality set is
+    evaluated with those weights, all policies and FMRs in one evaluation.
+    ``progress`` is called with the number of finished replicates.
+    """
     check_choice("statistic", statistic, ("aoc", "pauc"))
-    f = check_fmr(fmr)
-    check_choice("policy", policy, POLICIES)
+    fmrs = tuple(check_fmr(f) for f in fmrs)
+    policies = tuple(check_choice("policy", p, POLICIES) for p in policies)
     check_choice("axis", axis, AXES)
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
         raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
-    if not (0.0 < float(confidence) < 1.0):
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
     if comparisons.identities is None:
         raise ValueError("identity bootstrap needs comparisons.identities (give identities when building them)")
     d = check_discard_fractions(discard_fractions)
@@ -158,36 +233,44 @@ def _run(
     codes = np.unique(comparisons.identities, return_inverse=True)[1].ravel()
     n_id = int(codes.max()) + 1
 
-    def stat(prep, weights):
+    def stats(prep: _Prepared, weights: np.ndarray | None) -> np.ndarray:
+        out = np.full((len(policies), len(fmrs)), np.nan)
         try:
-            curve = _evaluate(prep, (f,), (policy,), d, mfm, weights).curves[0]
+            result = _evaluate(prep, fmrs, policies, d, mfm, weights)
         except ValueError:  # e.g. no genuine comparison drawn
-            return float("nan")
-        return _statistic(curve, statistic, normalised, pauc_limit, subtract_best)
+            return out
+        for i, policy in enumerate(policies):
+            for j, f in enumerate(fmrs):
+                out[i, j] = _statistic(result.get(policy, f), statistic, normalised, pauc_limit, subtract_best)
+        return out
 
-    estimates = np.array([stat(p, None) for p in preps])
+    estimates = np.stack([stats(p, None) for p in preps])
     rng = np.random.default_rng(seed)
-    reps = np.empty((n_boot, len(preps)))
+    reps = np.empty((n_boot, len(preps), len(policies), len(fmrs)))
     for b in range(n_boot):
         w_id = np.bincount(rng.integers(0, n_id, n_id), minlength=n_id).astype(np.float64)
         weights = w_id[codes]
-        reps[b] = [stat(p, weights) for p in preps]
+        reps[b] = np.stack([stats(p, weights) for p in preps])
+        if progress is not None:
+            progress(b + 1)
     settings = {
-        "policy": policy, "axis": axis, "fmr": f, "statistic": statistic, "normalised": normalised,
-        "pauc_limit": pauc_limit, "subtract_best": subtract_best, "n_identities": n_id,
-        "n_discard_points": len(d), "min_false_matches": mfm,
+        "axis": axis, "statistic": statistic, "normalised": normalised, "pauc_limit": pauc_limit,
+        "subtract_best": subtract_best, "n_identities": n_id, "n_discard_points": len(d), "min_false_matches": mfm,
     }
-    return estimates, reps, settings
+    return BootstrapReplicates(statistic, policies, fmrs, estimates, reps, int(seed), settings)
 
 
-def _interval(name: str, estimate: float, reps: np.ndarray, confidence: float, n_boot: int, seed: int, settings: dict) -> BootstrapCI:
+def _interval(name: str, estimate: float, reps: np.ndarray, confidence: float, n_boot: int, seed: int,
+              settings: dict) -> BootstrapCI:
+    if not (0.0 < float(confidence) < 1.0):
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
     ok = ~np.isnan(reps)
     if ok.any():
         low, high = np.quantile(reps[ok], [(1 - confidence) / 2, (1 + confidence) / 2])
     else:
         low = high = float("nan")
     return BootstrapCI(name, float(estimate), float(low), float(high), float(confidence), int(n_boot),
-                       int((~ok).sum()), int(seed), "identities", settings, reps)
+                       int((~ok).sum()), int(seed), "identities", settings, np.array(reps, dtype=np.float64))
 
 
 def bootstrap_ci(
@@ -220,12 +303,14 @@ def bootstrap_ci(
         confidence: interval coverage, e.g. 0.95.
         seed: ``numpy.random.default_rng`` seed (same seed = same replicates).
     """
-    est, reps, settings = _run(
-        comparisons, [qualities], statistic=statistic, fmr=fmr, policy=policy, axis=axis, n_boot=n_boot,
-        confidence=confidence, seed=seed, discard_fractions=discard_fractions, pair_quality=pair_quality,
-        normalised=normalised, pauc_limit=pauc_limit, subtract_best=subtract_best, min_false_matches=min_false_matches,
+    if not (0.0 < float(confidence) < 1.0):
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    result = bootstrap_replicates(
+        comparisons, [qualities], statistic=statistic, fmrs=(fmr,), policies=(policy,), axis=axis, n_boot=n_boot,
+        seed=seed, discard_fractions=discard_fractions, pair_quality=pair_quality, normalised=normalised,
+        pauc_limit=pauc_limit, subtract_best=subtract_best, min_false_matches=min_false_matches,
     )
-    return _interval(statistic, est[0], reps[:, 0], confidence, n_boot, seed, settings)
+    return result.interval(0, policy, fmr, confidence)
 
 
 def bootstrap_difference(
@@ -239,17 +324,16 @@ def bootstrap_difference(
     Keyword arguments as :func:`bootstrap_ci`.  ``excludes_zero`` on the result
     says whether the two quality measures differ at that confidence.
     """
-    defaults = dict(
-        statistic="aoc", fmr=1e-3, policy="recomputed", axis="images", n_boot=1000, confidence=0.95, seed=0,
-        discard_fractions=DEFAULT_DISCARD_FRACTIONS, pair_quality="min", normalised=True, pauc_limit=0.20,
-        subtract_best=False, min_false_matches=10,
-    )
-    unknown = set(kwargs) - set(defaults)
+    options = dict(kwargs)
+    fmr, policy = options.pop("fmr", 1e-3), options.pop("policy", "recomputed")
+    confidence = options.pop("confidence", 0.95)
+    if not (0.0 < float(confidence) < 1.0):  # type: ignore[arg-type]
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    known = set(inspect.signature(bootstrap_replicates).parameters) - {"comparisons", "quality_sets", "fmrs",
+                                                                        "policies", "progress"}
+    unknown = set(options) - known
     if unknown:
         raise TypeError(f"unexpected keyword arguments {sorted(unknown)}")
-    defaults.update(kwargs)
-    est, reps, settings = _run(comparisons, [qualities_a, qualities_b], **defaults)  # type: ignore[arg-type]
-    return _interval(
-        f"{defaults['statistic']} difference", est[0] - est[1], reps[:, 0] - reps[:, 1],
-        float(defaults["confidence"]), int(defaults["n_boot"]), int(defaults["seed"]), settings,  # type: ignore[arg-type]
-    )
+    result = bootstrap_replicates(comparisons, [qualities_a, qualities_b], fmrs=(fmr,), policies=(policy,),
+                                  **options)  # type: ignore[arg-type]
+    return result.difference(0, 1, policy, fmr, confidence)  # type: ignore[arg-type]
