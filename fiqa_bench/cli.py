@@ -6,6 +6,7 @@
     fiqa-bench train --method sdd --model dlib-resnet --dataset lfw --split devtrain [--out FILE.pt]
     fiqa-bench score --method sdd --dataset D [--split S] --out FILE.csv
     fiqa-bench run --method sdd --protocol lfw [--out DIR]
+    fiqa-bench compare --methods sdd,serfiq,brisque (or all) --protocol lfw [--out DIR]
 
 Global options (before or after the command): ``--data-root`` (default
 ``$FIQA_BENCH_DATA`` or ``../shared/datasets``), ``--cache-dir`` (default
@@ -96,6 +97,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-boot", type=int, default=100, help="bootstrap replicates per AOC (0 = none)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random band and the bootstrap")
     p.add_argument("--out", type=Path, default=None, help="results folder (default results/<protocol>-<method>)")
+
+    p = sub.add_parser("compare", help="evaluate several FIQA methods on one protocol: one table, figures per "
+                       "threshold policy, and which method beats which")
+    _common(p)
+    p.add_argument("--methods", required=True, help="comma-separated methods, each optionally with settings "
+                   "in brackets (sdd,sdd[variant=pos-only],serfiq), or 'all'")
+    p.add_argument("--protocol", required=True, help="protocol (fiqa-bench list protocols)")
+    p.add_argument("--model", default="dlib-resnet", help="deployed recognition model")
+    p.add_argument("--random-seeds", type=int, default=20, help="random-quality seeds for the band")
+    p.add_argument("--n-boot", type=int, default=100, help="paired bootstrap replicates (0 = none)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random band and the bootstrap")
+    p.add_argument("--out", type=Path, default=None, help="results folder (default results/compare-<protocol>)")
     return parser
 
 
@@ -230,23 +243,44 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from fiqa_bench.evaluation import StudyConfig
     from fiqa_bench.method import METHODS, PROTOCOLS, load_plugins
+    from fiqa_bench.protocols.lfw import MethodSpec
 
     load_plugins()
-    method = METHODS.canonical(args.method)
+    spec = MethodSpec(METHODS.canonical(args.method), _options(args.set))
     protocol = PROTOCOLS.canonical(args.protocol)
-    out = args.out or Path("results") / f"{protocol}-{method}"
+    out = args.out or Path("results") / f"{protocol}-{spec.label}"
     config = StudyConfig(random_seeds=args.random_seeds, n_boot=args.n_boot, seed=args.seed)
     start = time.perf_counter()
-    folder = PROTOCOLS.get(protocol)(
-        method, data_root=resolve_data_root(args.data_root), cache_dir=resolve_cache_dir(args.cache_dir),
-        out_dir=out, weights=Path(args.weights) if args.weights else None, settings=_options(args.set),
+    folder = PROTOCOLS.get(protocol).run(
+        spec.name, data_root=resolve_data_root(args.data_root), cache_dir=resolve_cache_dir(args.cache_dir),
+        out_dir=out, weights=Path(args.weights) if args.weights else None, settings=spec.settings,
         model=args.model, config=config, workers=args.workers, progress=not args.quiet)
     print((folder / "table.md").read_text())
     print(f"results in {folder} ({time.perf_counter() - start:.0f} s)")
     return 0
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "embed": cmd_embed, "verify": cmd_verify, "train": cmd_train, "score": cmd_score}
+def cmd_compare(args: argparse.Namespace) -> int:
+    from fiqa_bench.evaluation import StudyConfig
+    from fiqa_bench.method import PROTOCOLS, load_plugins
+    from fiqa_bench.protocols.lfw import parse_methods
+
+    load_plugins()
+    specs = parse_methods(args.methods)
+    protocol = PROTOCOLS.canonical(args.protocol)
+    out = args.out or Path("results") / f"compare-{protocol}"
+    config = StudyConfig(random_seeds=args.random_seeds, n_boot=args.n_boot, seed=args.seed)
+    start = time.perf_counter()
+    folder = PROTOCOLS.get(protocol).compare(
+        specs, data_root=resolve_data_root(args.data_root), cache_dir=resolve_cache_dir(args.cache_dir),
+        out_dir=out, model=args.model, config=config, workers=args.workers, progress=not args.quiet)
+    print((folder / "table.md").read_text())
+    print(f"results in {folder} ({time.perf_counter() - start:.0f} s)")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "compare": cmd_compare, "list": cmd_list, "embed": cmd_embed, "verify": cmd_verify,
+            "train": cmd_train, "score": cmd_score}
 
 
 def main(argv: list[str] | None = None) -> int:

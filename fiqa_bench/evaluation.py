@@ -1,30 +1,30 @@
-"""An EVRC study of one quality measure: curves, AOC, bootstrap intervals, random band.
+"""EVRC studies of one or several quality measures: curves, AOC, paired bootstrap intervals, random band.
 
-Given the comparisons of a deployed recognition model and one quality per
-image, :func:`run_study` computes
+Given the comparisons of a deployed recognition model and per-image
+qualities of one or more measures, :func:`run_studies` computes
 
 * the EVRC for every FMR and threshold policy (``fiqa_bench.metrics.evrc``,
-  images axis: the paper's "ratio of unconsidered images"),
+  images axis: the paper's "ratio of unconsidered images"), per measure,
 * the paper-compatible AOC of each (SDD-FIQA Eq. 13, FNMR relative to zero
   discard, see :mod:`fiqa_bench.metrics.summaries`),
-* a percentile bootstrap interval of each AOC, resampling identities
-  (:func:`fiqa_bench.metrics.bootstrap_ci`); for speed the replicates at
-  FMR ``f`` use a seeded uniform subsample of ``boot_impostors_per_inverse_fmr / f``
-  impostor comparisons (all of them when there are fewer).  The default,
-  8,000 / f, keeps at least 2 x 10/f impostors among the images left at
-  95% discard (a fraction 0.05^2 of all pairs), so the subsample never
-  makes an AOC undefined that is defined on all comparisons.
+* percentile bootstrap intervals of each AOC, resampling identities
+  (:func:`fiqa_bench.metrics.bootstrap_replicates`, on all comparisons),
+  and, with several measures, the paired interval of every difference of
+  two measures' AOCs on the *same* replicates: whether one beats the other
+  at 95% confidence,
 * the **random band**: the same AOCs for ``random_seeds`` uniformly random
   qualities.  On LFW a random quality's AOC varies a lot from seed to seed
-  (most genuine pairs belong to a few people), so a method's AOC means
+  (most genuine pairs belong to a few people), so a measure's AOC means
   something only against this band; the study reports whether it lies
-  above the band's 95th percentile.
+  above the band's 95th percentile.  The band depends on the comparisons
+  and the settings only, so every measure shares it.
 
-The random band and the bootstrap take minutes on LFW; with a
-``checkpoint_dir`` each finished seed and each finished interval is kept
-(:class:`fiqa_bench.cache.StepStore`, keyed by a digest of the embeddings,
-identities, qualities and settings), so a second run, or a run resumed after
-an interruption, recomputes only what is missing, with identical results.
+With a ``checkpoint_dir`` each finished random-band seed and each finished
+bootstrap is kept (:class:`fiqa_bench.cache.StepStore`, keyed by a digest
+of what it depends on: the band by the embeddings, identities and settings,
+the bootstrap by the qualities as well), so a second run, a run of another
+method on the same data, or a run resumed after an interruption recomputes
+only what is missing, with identical results.
 """
 
 from __future__ import annotations
@@ -32,13 +32,24 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from fiqa_bench.cache import StepStore
-from fiqa_bench.metrics import BootstrapCI, EVRCResult, all_vs_all, bootstrap_ci, evrc
+from fiqa_bench.metrics import (
+    BootstrapCI,
+    BootstrapReplicates,
+    Comparisons,
+    EVRCResult,
+    all_vs_all,
+    bootstrap_replicates,
+    evrc,
+)
 from fiqa_bench.metrics.summaries import aoc_or_nan
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -50,7 +61,6 @@ class StudyConfig:
     axis: str = "images"
     random_seeds: int = 20
     n_boot: int = 100
-    boot_impostors_per_inverse_fmr: int = 8_000
     confidence: float = 0.95
     seed: int = 0
 
@@ -63,7 +73,7 @@ class StudyConfig:
 
 @dataclass
 class Study:
-    """What :func:`run_study` found.
+    """What a study found for one quality measure.
 
     Attributes:
         label: the quality measure's name.
@@ -75,7 +85,6 @@ class Study:
         random_fnmr: (policy, FMR) -> ``(random_seeds, P)`` FNMR curves of random qualities.
         n_nan_qualities: images without a quality (discarded first).
         comparisons: counts and sampling of the comparisons.
-        boot_sampling: FMR -> the impostor subsample the bootstrap used.
     """
 
     label: str
@@ -87,7 +96,6 @@ class Study:
     random_fnmr: dict[tuple[str, float], np.ndarray] = field(default_factory=dict)
     n_nan_qualities: int = 0
     comparisons: dict = field(default_factory=dict)
-    boot_sampling: dict = field(default_factory=dict)
 
     def random_stats(self, policy: str, fmr: float) -> tuple[float, float, float]:
         """Mean, sample standard deviation and 95th percentile of the random band's AOC.
@@ -115,7 +123,6 @@ class Study:
             "above_random_p95": {_key(*k): self.above_random(*k) for k in self.aoc},
             "n_nan_qualities": self.n_nan_qualities,
             "comparisons": self.comparisons,
-            "boot_sampling": self.boot_sampling,
             "curves": self.curves.to_dict(),
         }
 
@@ -124,11 +131,13 @@ def _aocs(result: EVRCResult, config: StudyConfig) -> dict[tuple[str, float], fl
     return {(p, f): aoc_or_nan(result.get(p, f)) for p in config.policies for f in config.fmrs}
 
 
-def study_digest(embeddings: np.ndarray, identities: np.ndarray, qualities: np.ndarray,
+def study_digest(embeddings: np.ndarray, identities: np.ndarray, qualities: list[np.ndarray],
                  config: StudyConfig) -> str:
-    """sha256 of everything a study's numbers depend on (array bytes, shapes, dtypes, settings)."""
+    """sha256 of everything a study step depends on (array bytes, shapes, dtypes, settings)."""
     h = hashlib.sha256(repr(sorted(asdict(config).items())).encode())
-    for array in (np.asarray(embeddings), np.asarray(identities).astype(str), np.asarray(qualities, np.float64)):
+    arrays = [np.asarray(embeddings), np.asarray(identities).astype(str)]
+    arrays += [np.asarray(q, np.float64) for q in qualities]
+    for array in arrays:
         h.update(f"{array.dtype.str}{array.shape}".encode())
         h.update(np.ascontiguousarray(array).tobytes())
     return h.hexdigest()
@@ -138,44 +147,66 @@ def _key(policy: str, fmr: float) -> str:
     return f"{policy}@{fmr:g}"
 
 
-def run_study(
-    label: str,
-    embeddings: np.ndarray,
-    identities: np.ndarray,
-    qualities: np.ndarray,
-    config: StudyConfig = StudyConfig(),
-    progress: Callable[[str], None] | None = None,
-    checkpoint_dir: Path | None = None,
-) -> Study:
-    """EVRC, AOC, bootstrap intervals and the random band for one quality measure.
+@dataclass
+class StudySet:
+    """Studies of several quality measures on the same comparisons, random band and bootstrap replicates.
 
-    Args:
-        label: name of the quality measure.
-        embeddings: ``(N, D)`` unit embeddings of the deployed model (no NaN rows).
-        identities: ``(N,)`` identity labels.
-        qualities: ``(N,)`` qualities, higher = better; NaN = not assessed.
-        config: study settings.
-        progress: called with a short message before each long step.
-        checkpoint_dir: where finished random-band seeds and bootstrap
-            intervals are kept for reruns and resumption (None: nowhere).
+    Attributes:
+        labels: the measures, in the order given.
+        studies: label -> :class:`Study`.
+        differences: (policy, FMR) -> {(a, b): paired interval of AOC(a) - AOC(b)} for every ordered
+            pair of different labels (empty when ``n_boot == 0``).
     """
-    say = progress or (lambda message: None)
-    qualities = np.asarray(qualities, dtype=np.float64)
-    if not np.isfinite(embeddings).all():
-        raise ValueError("embeddings contain NaN rows; leave failed images out of the study")
-    say(f"comparing all {len(embeddings)} images with each other")
-    comps = all_vs_all(embeddings, identities)
-    say(f"EVRC of {label}")
-    curves = evrc(comps, qualities, fmrs=config.fmrs, policies=config.policies, axis=config.axis)
-    study = Study(label, config, curves, _aocs(curves, config), n_nan_qualities=int(np.isnan(qualities).sum()),
-                  comparisons=comps.to_dict())
-    store = StepStore(checkpoint_dir, study_digest(embeddings, identities, qualities, config))
+
+    labels: list[str]
+    studies: dict[str, Study]
+    differences: dict[tuple[str, float], dict[tuple[str, str], BootstrapCI]] = field(default_factory=dict)
+
+    def beats(self, a: str, b: str, policy: str, fmr: float) -> bool:
+        """Whether ``a``'s AOC exceeds ``b``'s with the study's confidence (the paired interval is above 0)."""
+        ci = self.differences[(policy, fmr)][(a, b)]
+        return bool(ci.low > 0)
+
+    def aoc_frame(self) -> pd.DataFrame:
+        """One row per (measure, policy, FMR): AOC, interval, random band mean, sd and p95, verdict."""
+        import pandas as pd
+
+        rows = []
+        for label in self.labels:
+            study = self.studies[label]
+            for (policy, fmr), value in study.aoc.items():
+                ci = study.ci.get((policy, fmr))
+                mean, sd, p95 = study.random_stats(policy, fmr)
+                rows.append({"method": label, "policy": policy, "fmr": fmr, "aoc": value,
+                             "ci_low": ci.low if ci else np.nan, "ci_high": ci.high if ci else np.nan,
+                             "random_mean": mean, "random_sd": sd, "random_p95": p95,
+                             "above_random_p95": study.above_random(policy, fmr)})
+        return pd.DataFrame(rows)
+
+    def difference_frame(self) -> pd.DataFrame:
+        """One row per (policy, FMR, a, b): AOC(a) - AOC(b), its paired interval, and whether a beats b."""
+        import pandas as pd
+
+        rows = [{"policy": policy, "fmr": fmr, "a": a, "b": b, "difference": ci.estimate, "ci_low": ci.low,
+                 "ci_high": ci.high, "a_beats_b": bool(ci.low > 0)}
+                for (policy, fmr), pairs in self.differences.items() for (a, b), ci in pairs.items()]
+        return pd.DataFrame(rows, columns=["policy", "fmr", "a", "b", "difference", "ci_low", "ci_high", "a_beats_b"])
+
+    def to_dict(self) -> dict:
+        return {"labels": self.labels, "studies": {label: self.studies[label].to_dict() for label in self.labels},
+                "differences": {_key(*k): {f"{a} - {b}": ci.to_dict() for (a, b), ci in pairs.items()}
+                                for k, pairs in self.differences.items()}}
+
+
+def _random_band(comps: Comparisons, n: int, config: StudyConfig, store: StepStore, say: Callable[[str], None]
+                 ) -> tuple[dict[tuple[str, float], np.ndarray], dict[tuple[str, float], np.ndarray]]:
+    """AOCs and FNMR curves of ``config.random_seeds`` uniformly random qualities, each seed kept once done."""
+    say(f"random band over {config.random_seeds} seeds")
     rng = np.random.default_rng(config.seed)
     random_aoc: dict[tuple[str, float], list[float]] = {}
     random_fnmr: dict[tuple[str, float], list[list[float]]] = {}
-    say(f"random band over {config.random_seeds} seeds")
     for index in range(config.random_seeds):
-        random_qualities = rng.random(len(qualities))  # drawn even when cached: the stream stays the same
+        random_qualities = rng.random(n)  # drawn even when cached: the stream stays the same
         step = store.get(f"random-{index}")
         if step is None:
             random_result = evrc(comps, random_qualities, fmrs=config.fmrs, policies=config.policies,
@@ -187,71 +218,89 @@ def run_study(
             for fmr in config.fmrs:
                 random_aoc.setdefault((policy, fmr), []).append(step["aoc"][_key(policy, fmr)])
                 random_fnmr.setdefault((policy, fmr), []).append(step["fnmr"][_key(policy, fmr)])
-    study.random_aoc = {k: np.array(v, dtype=np.float64) for k, v in random_aoc.items()}
-    study.random_fnmr = {k: np.array(v, dtype=np.float64) for k, v in random_fnmr.items()}
-    for fmr in config.fmrs if config.n_boot else ():
-        done = {policy: store.get(f"bootstrap-{_key(policy, fmr)}") for policy in config.policies}
-        if all(done.values()):
-            sampling = next(iter(done.values()))["sampling"]  # type: ignore[index]
-        else:
-            budget = int(np.ceil(config.boot_impostors_per_inverse_fmr / fmr))
-            boot_comps = comps.subsample_impostors(budget, config.seed)
-            sampling = boot_comps.to_dict()
-        study.boot_sampling[f"{fmr:g}"] = sampling
+    return ({k: np.array(v, dtype=np.float64) for k, v in random_aoc.items()},
+            {k: np.array(v, dtype=np.float64) for k, v in random_fnmr.items()})
+
+
+def _replicates(comps: Comparisons, qualities: list[np.ndarray], config: StudyConfig, store: StepStore,
+                say: Callable[[str], None]) -> BootstrapReplicates:
+    """Paired identity replicates of every measure's AOC, kept once done."""
+    step = store.get("bootstrap")
+    if step is not None:
+        say("bootstrap: done in an earlier run")
+        return BootstrapReplicates.from_dict(step["replicates"])
+    measures = f"{len(qualities)} measures, paired" if len(qualities) > 1 else "one measure"
+    say(f"bootstrap: {config.n_boot} identity resamples x {len(config.fmrs)} FMRs x {len(config.policies)} "
+        f"policies, {measures}")
+    result = bootstrap_replicates(comps, qualities, statistic="aoc", fmrs=config.fmrs, policies=config.policies,
+                                  axis=config.axis, n_boot=config.n_boot, seed=config.seed)
+    store.put("bootstrap", {"replicates": result.to_dict()})
+    return result
+
+
+def run_studies(
+    measures: dict[str, np.ndarray],
+    embeddings: np.ndarray,
+    identities: np.ndarray,
+    config: StudyConfig = StudyConfig(),
+    progress: Callable[[str], None] | None = None,
+    checkpoint_dir: Path | None = None,
+) -> StudySet:
+    """EVRC, AOC, bootstrap intervals and the shared random band for every quality measure.
+
+    Args:
+        measures: label -> ``(N,)`` qualities, higher = better; NaN = not assessed.
+        embeddings: ``(N, D)`` unit embeddings of the deployed model (no NaN rows).
+        identities: ``(N,)`` identity labels.
+        config: study settings.
+        progress: called with a short message before each long step.
+        checkpoint_dir: where finished random-band seeds and bootstraps are kept
+            for reruns and resumption (None: nowhere).
+    """
+    say = progress or (lambda message: None)
+    if not measures:
+        raise ValueError("no quality measure to study")
+    labels = list(measures)
+    qualities = [np.asarray(measures[label], dtype=np.float64) for label in labels]
+    for label, q in zip(labels, qualities):
+        if q.shape != (len(embeddings),):
+            raise ValueError(f"{label}: {q.shape} qualities for {len(embeddings)} images")
+    if not np.isfinite(embeddings).all():
+        raise ValueError("embeddings contain NaN rows; leave failed images out of the study")
+    say(f"comparing all {len(embeddings)} images with each other")
+    comps = all_vs_all(embeddings, identities)
+    random_aoc, random_fnmr = _random_band(
+        comps, len(embeddings), config, StepStore(checkpoint_dir, study_digest(embeddings, identities, [], config)),
+        say)
+    studies = {}
+    for label, q in zip(labels, qualities):
+        say(f"EVRC of {label}")
+        curves = evrc(comps, q, fmrs=config.fmrs, policies=config.policies, axis=config.axis)
+        studies[label] = Study(label, config, curves, _aocs(curves, config), random_aoc=random_aoc,
+                               random_fnmr=random_fnmr, n_nan_qualities=int(np.isnan(q).sum()),
+                               comparisons=comps.to_dict())
+    result = StudySet(labels, studies)
+    if config.n_boot:
+        store = StepStore(checkpoint_dir, study_digest(embeddings, identities, qualities, config))
+        replicates = _replicates(comps, qualities, config, store, say)
         for policy in config.policies:
-            step = done[policy]
-            if step is None:
-                say(f"bootstrap ({config.n_boot} identity resamples), {policy}, FMR {fmr:g}")
-                ci = bootstrap_ci(boot_comps, qualities, statistic="aoc", fmr=fmr, policy=policy, axis=config.axis,
-                                  n_boot=config.n_boot, confidence=config.confidence, seed=config.seed)
-                store.put(f"bootstrap-{_key(policy, fmr)}", {"ci": ci.to_dict(), "sampling": sampling})
-            else:
-                say(f"bootstrap, {policy}, FMR {fmr:g}: done in an earlier run")
-                ci = BootstrapCI.from_dict(step["ci"])
-            study.ci[(policy, fmr)] = ci
-    return study
+            for fmr in config.fmrs:
+                for m, label in enumerate(labels):
+                    studies[label].ci[(policy, fmr)] = replicates.interval(m, policy, fmr, config.confidence)
+                result.differences[(policy, fmr)] = {
+                    (a, b): replicates.difference(i, j, policy, fmr, config.confidence)
+                    for i, a in enumerate(labels) for j, b in enumerate(labels) if i != j}
+    return result
 
 
-def _fmt(x: float) -> str:
-    return "n/a" if np.isnan(x) else f"{x:.4f}"
-
-
-def study_markdown(study: Study) -> str:
-    """Tables in the layout of SDD-FIQA Table 1 (AOC per FMR and their average), one per policy."""
-    cfg = study.config
-    out = []
-    for policy in cfg.policies:
-        header = "| quality | " + " | ".join(f"FMR={f:g}" for f in cfg.fmrs) + " | Avg |"
-        rule = "|---" * (len(cfg.fmrs) + 2) + "|"
-        values = [study.aoc[(policy, f)] for f in cfg.fmrs]
-        cells = []
-        for f, v in zip(cfg.fmrs, values):
-            ci = study.ci.get((policy, f))
-            cells.append(_fmt(v) + (f" [{_fmt(ci.low)}, {_fmt(ci.high)}]" if ci else ""))
-        rows = [f"| {study.label} | " + " | ".join(cells) + f" | {_fmt(float(np.mean(values)))} |"]
-        means, sds, p95 = zip(*(study.random_stats(policy, f) for f in cfg.fmrs))
-        rows.append(f"| random, mean ± sd over {cfg.random_seeds} seeds | "
-                    + " | ".join("n/a" if np.isnan(m) else f"{m:.4f} ± {s:.4f}" for m, s in zip(means, sds))
-                    + f" | {_fmt(float(np.mean(means)))} |")
-        rows.append("| random, 95th percentile | " + " | ".join(_fmt(p) for p in p95)
-                    + f" | {_fmt(float(np.mean(p95)))} |")
-        verdict = ", ".join(f"FMR={f:g}: " + ("n/a" if np.isnan(study.aoc[(policy, f)]) else
-                                             "yes" if study.above_random(policy, f) else "NO")
-                            for f in cfg.fmrs)
-        out += [f"### AOC, {policy} threshold ({cfg.axis} axis)", "", header, rule, *rows, "",
-                f"{study.label} above the random band's 95th percentile: {verdict}.", ""]
-    c = study.comparisons
-    notes = [f"AOC = 1 - mean over discard ratio in [0, 0.95] of FNMR / FNMR(0) (paper-compatible Eq. 13); "
-             f"{c.get('n_genuine')} genuine and {c.get('n_impostor')} impostor comparisons; "
-             f"pair quality = min of the two images; accept if score >= t."]
-    if study.ci:
-        used = ", ".join(f"{b['n_impostor']} at FMR={f}" for f, b in study.boot_sampling.items())
-        notes.append(f"Brackets: {cfg.confidence:.0%} percentile bootstrap intervals over {cfg.n_boot} "
-                     f"identity resamples; impostor comparisons used (seeded uniform subsample where "
-                     f"fewer than all): {used}.")
-    if any(np.isnan(v) for v in study.aoc.values()):
-        notes.append("n/a: undefined, because fewer than 10/FMR impostor comparisons remain at high discard "
-                     "ratios for that FMR (the threshold would rest on fewer than 10 false matches).")
-    if study.n_nan_qualities:
-        notes.append(f"{study.n_nan_qualities} images had no quality and were discarded first.")
-    return "\n".join(out + notes) + "\n"
+def run_study(
+    label: str,
+    embeddings: np.ndarray,
+    identities: np.ndarray,
+    qualities: np.ndarray,
+    config: StudyConfig = StudyConfig(),
+    progress: Callable[[str], None] | None = None,
+    checkpoint_dir: Path | None = None,
+) -> Study:
+    """:func:`run_studies` of one quality measure."""
+    return run_studies({label: qualities}, embeddings, identities, config, progress, checkpoint_dir).studies[label]

@@ -152,7 +152,8 @@ def constructor_settings(cls: type, settings: Mapping[str, Any]) -> dict[str, An
 
 
 METHODS: Registry[type[QualityMethod]] = Registry("method")
-PROTOCOLS: Registry[Callable[..., object]] = Registry("protocol")
+#: Protocols: objects with ``run(method, **options)`` and ``compare(methods, **options)`` (see ``protocols/``).
+PROTOCOLS: Registry[Any] = Registry("protocol")
 
 #: Trainers of trained methods, by method name:
 #: ``trainer(dataset, model_name, cache_dir, out, options: dict[str, str], workers, progress) -> dict``

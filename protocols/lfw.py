@@ -15,16 +15,25 @@ on peopleDevTest scores the peopleDevTrain images (the two splits hold all
 5,749 people).  A user checkpoint (``--weights``) is used for every image
 as given, and the provenance says so.
 
-Results go to a folder: ``table.md`` (Table 1 layout), ``evrc.png``
-(Fig. 4 layout), ``scores.csv``, ``study.json`` (curves, AOCs, intervals,
-random band) and ``provenance.json``.
+``run`` evaluates one method and writes a results folder: ``table.md``
+(Table 1 layout), ``evrc-recomputed.png`` and ``evrc-fixed.png`` (Fig. 4
+layout, one per threshold policy), ``scores.csv``, ``study.json`` (curves,
+AOCs, intervals, random band) and ``provenance.json``.  ``compare``
+evaluates several on the same embeddings, comparisons, random band and
+bootstrap replicates: ``table.md`` has a row per method and the matrix of
+paired differences (which method beats which at 95%), the figures have a
+curve per method, ``scores/<method>.csv`` hold each method's scores.
+
+A method is named as on the command line, optionally with settings in
+brackets: ``sdd``, ``sdd[variant=pos-only]``, ``serfiq[passes=50]``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Mapping
 
@@ -32,17 +41,70 @@ import numpy as np
 
 from fiqa_bench.data import Dataset
 from fiqa_bench.data.lfw import load_lfw
-from fiqa_bench.evaluation import StudyConfig, run_study, study_markdown
+from fiqa_bench.evaluation import StudyConfig, StudySet, run_studies
 from fiqa_bench.hashing import sha256_json
-from fiqa_bench.method import PROTOCOLS, QualityMethod, create_method
-from fiqa_bench.pipeline import embed_dataset
+from fiqa_bench.method import METHODS, PROTOCOLS, QualityMethod, create_method, load_plugins
+from fiqa_bench.pipeline import Embeddings, embed_dataset
 from fiqa_bench.recognition import create_model
 from fiqa_bench.report.plots import plot_evrc
 from fiqa_bench.report.provenance import provenance
+from fiqa_bench.report.tables import studies_markdown
 from fiqa_bench.scoring import ScoreTable, score_dataset
 
 #: split scored -> the View 1 split its scoring model was trained on.
 CROSS_FIT = {"devtest": "lfw:devtrain", "devtrain": "lfw:devtest"}
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A method to evaluate: its registry name, its settings and an optional checkpoint."""
+
+    name: str
+    settings: Mapping[str, str] = field(default_factory=dict)
+    weights: Path | None = None
+
+    @property
+    def label(self) -> str:
+        """``name`` or ``name[key=value,...]``: how tables and files name it."""
+        if not self.settings:
+            return self.name
+        return f"{self.name}[{','.join(f'{k}={v}' for k, v in sorted(self.settings.items()))}]"
+
+    @classmethod
+    def parse(cls, text: str, weights: Path | None = None) -> MethodSpec:
+        """``"sdd"`` or ``"sdd[variant=pos-only,m=12]"`` -> a spec (the name made canonical)."""
+        match = re.fullmatch(r"\s*([\w.-]+)\s*(?:\[(.*)\])?\s*", text)
+        if not match:
+            raise ValueError(f"cannot read method {text!r}; write NAME or NAME[key=value,...]")
+        settings = {}
+        for item in filter(None, (match.group(2) or "").split(",")):
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise ValueError(f"method {text!r}: settings are key=value, got {item!r}")
+            settings[key.strip()] = value.strip()
+        load_plugins()
+        return cls(METHODS.canonical(match.group(1)), settings, weights)
+
+
+def parse_methods(text: str) -> list[MethodSpec]:
+    """A comma-separated list of methods (brackets may hold commas), or ``all`` (every registered method)."""
+    load_plugins()
+    if text.strip() == "all":
+        return [MethodSpec(name) for name in METHODS.names()]
+    items, depth, current = [], 0, ""
+    for char in text:
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            items.append(current)
+            current = ""
+        else:
+            current += char
+    items.append(current)
+    specs = [MethodSpec.parse(item) for item in items if item.strip()]
+    labels = [spec.label for spec in specs]
+    if not specs or len(set(labels)) != len(labels):
+        raise ValueError(f"give each method once: {text!r}")
+    return specs
 
 
 @dataclass(frozen=True)
@@ -52,6 +114,7 @@ class LFWProtocol:
     name: str
     split: str
     folds: tuple[str, ...]
+    description: str
 
     def run(
         self,
@@ -67,72 +130,126 @@ class LFWProtocol:
         workers: int | None = None,
         progress: bool = True,
     ) -> Path:
-        """Evaluate ``method`` and write the results folder; returns its path."""
+        """Evaluate one method and write its results folder; returns its path."""
+        load_plugins()
+        spec = MethodSpec(METHODS.canonical(method), dict(settings or {}), weights)
+        return self._evaluate([spec], data_root=data_root, cache_dir=cache_dir, out_dir=out_dir, model=model,
+                              config=config, workers=workers, progress=progress)
+
+    def compare(
+        self,
+        methods: list[MethodSpec],
+        *,
+        data_root: Path,
+        cache_dir: Path,
+        out_dir: Path,
+        model: str = "dlib-resnet",
+        config: StudyConfig = StudyConfig(),
+        workers: int | None = None,
+        progress: bool = True,
+    ) -> Path:
+        """Evaluate several methods on the same comparisons, random band and bootstrap replicates."""
+        if not methods:
+            raise ValueError("compare needs at least one method")
+        return self._evaluate(methods, data_root=data_root, cache_dir=cache_dir, out_dir=out_dir, model=model,
+                              config=config, workers=workers, progress=progress)
+
+    def _evaluate(self, specs: list[MethodSpec], *, data_root: Path, cache_dir: Path, out_dir: Path, model: str,
+                  config: StudyConfig, workers: int | None, progress: bool) -> Path:
         say = _say if progress else (lambda message: None)
         dataset = load_lfw(data_root, self.split)
         say(f"{self.name}: embedding {len(dataset)} images with {model}")
         emb = embed_dataset(dataset, create_model(model), cache_dir, workers=workers, progress=progress)
-        table, scorers = self._score(method, weights, settings or {}, dataset, data_root, cache_dir, workers,
-                                     progress)
-        if list(table.paths) != list(emb.paths):
-            raise RuntimeError("internal error: score rows do not follow the dataset order")
+        tables, scorers = {}, {}
+        for spec in specs:
+            say(f"scoring with {spec.label}")
+            tables[spec.label], scorers[spec.label] = self._score(spec, dataset, data_root, cache_dir, workers,
+                                                                  progress)
+            if list(tables[spec.label].paths) != list(emb.paths):
+                raise RuntimeError("internal error: score rows do not follow the dataset order")
         keep = ~emb.failed
-        study = run_study(method, emb.embeddings[keep], emb.identities[keep], table.quality[keep], config, say,
-                          checkpoint_dir=cache_dir / "studies")
+        result = run_studies({label: t.quality[keep] for label, t in tables.items()}, emb.embeddings[keep],
+                             emb.identities[keep], config, say, checkpoint_dir=cache_dir / "studies")
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        table.write_csv(out_dir / "scores.csv")
-        (out_dir / "study.json").write_text(json.dumps(study.to_dict()) + "\n")
-        header = [
-            f"# {method} on {self.name}",
-            "",
-            f"{len(dataset)} LFW images ({self.split}), deployed model {model}; "
-            f"{int(emb.failed.sum())} images failed upstream and were left out; "
-            f"{int(np.isnan(table.quality[keep]).sum())} had no quality.",
-            "Scored by: " + "; ".join(f"{s['images']} with {s['checkpoint'] or 'no checkpoint'}" for s in scorers)
-            + ".",
-            "",
-        ]
-        (out_dir / "table.md").write_text("\n".join(header) + study_markdown(study))
-        discard = np.asarray(study.curves.curves[0].discard_requested)
-        policy = config.policies[0]
-        fnmr = {f: study.curves.get(policy, f).fnmr for f in config.fmrs}
-        band = {f: tuple(np.nanpercentile(study.random_fnmr[(policy, f)], q, axis=0) for q in (5, 50, 95))
-                for f in config.fmrs}
-        plot_evrc(out_dir / "evrc.png", discard, {method: fnmr}, band,
-                  title=f"EVRC on {self.name}, {model}, {policy} threshold")
+        if len(specs) == 1:
+            tables[specs[0].label].write_csv(out_dir / "scores.csv")
+        else:
+            for label, table in tables.items():
+                table.write_csv(out_dir / "scores" / f"{_file_name(label)}.csv")
+        (out_dir / "study.json").write_text(json.dumps(result.to_dict()) + "\n")
+        (out_dir / "table.md").write_text(self._header(specs, dataset, emb, tables, scorers, model, keep)
+                                          + studies_markdown(result))
+        figures = self._plots(result, out_dir, model, config)
         stamp = provenance(
-            protocol=self.name, method=method, deployed_model=model,
+            protocol=self.name, methods=[spec.label for spec in specs], deployed_model=model,
             deployed_model_fingerprint=emb.meta["model_fingerprint"], scorers=scorers,
             dataset=dataset.name, dataset_list_sha256=sha256_json(emb.image_sha256.tolist()),
             alignment=emb.meta["alignment"], study=asdict(config),
         )
         (out_dir / "provenance.json").write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n")
-        say(f"wrote {out_dir}/table.md, evrc.png, scores.csv, study.json, provenance.json")
+        written = ["table.md", *figures, "scores.csv" if len(specs) == 1 else "scores/", "study.json",
+                   "provenance.json"]
+        say(f"wrote {out_dir}/: {', '.join(written)}")
         return out_dir
 
+    def _header(self, specs: list[MethodSpec], dataset: Dataset, emb: Embeddings, tables: dict[str, ScoreTable],
+                scorers: dict[str, list[dict]], model: str, keep: np.ndarray) -> str:
+        title = specs[0].label if len(specs) == 1 else ", ".join(spec.label for spec in specs)
+        lines = [f"# {title} on {self.name}", "",
+                 f"{len(dataset)} LFW images ({self.split}), deployed model {model}; "
+                 f"{int(emb.failed.sum())} images failed upstream and were left out.", ""]
+        for spec in specs:
+            used = "; ".join(f"{s['images']} with {s['checkpoint'] or 'no checkpoint'}"
+                             + (f" (sha256 {s['checkpoint_sha256'][:12]}...)" if s["checkpoint_sha256"] else "")
+                             for s in scorers[spec.label])
+            missing = int(np.isnan(tables[spec.label].quality[keep]).sum())
+            lines.append(f"* {spec.label}: scored {used}; {missing} without a quality.")
+        return "\n".join(lines) + "\n\n"
+
+    @staticmethod
+    def _plots(result: StudySet, out_dir: Path, model: str, config: StudyConfig) -> list[str]:
+        first = result.studies[result.labels[0]]
+        discard = np.asarray(first.curves.curves[0].discard_requested)
+        names = []
+        for policy in config.policies:
+            fnmr = {label: {f: result.studies[label].curves.get(policy, f).fnmr for f in config.fmrs}
+                    for label in result.labels}
+            band = {f: tuple(np.nanpercentile(first.random_fnmr[(policy, f)], q, axis=0) for q in (5, 50, 95))
+                    for f in config.fmrs}
+            names.append(f"evrc-{policy}.png")
+            plot_evrc(out_dir / names[-1], discard, fnmr, band,
+                      title=f"EVRC on {result.studies[result.labels[0]].comparisons.get('n_genuine')} genuine "
+                            f"comparisons, {model}, {policy} threshold")
+        return names
+
     def _score(
-        self, method_name: str, weights: Path | None, settings: Mapping[str, str], dataset: Dataset,
-        data_root: Path, cache_dir: Path, workers: int | None, progress: bool,
+        self, spec: MethodSpec, dataset: Dataset, data_root: Path, cache_dir: Path, workers: int | None,
+        progress: bool,
     ) -> tuple[ScoreTable, list[dict]]:
         """Scores of every image of the protocol split, cross-fitted when the method is trained."""
-        probe = create_method(method_name, weights=weights, settings=settings)
-        if not probe.card.trained or weights is not None:
+        probe = create_method(spec.name, weights=spec.weights, settings=spec.settings)
+        if not probe.card.trained or spec.weights is not None:
             table = score_dataset(probe, dataset, cache_dir, workers=workers, progress=progress)
             return table, [_scorer(probe, len(table.paths), "all images (no cross-fitting)")]
         parts, scorers = [], []
         for fold in self.folds:
-            method = create_method(method_name, trained_on=CROSS_FIT[fold], settings=settings)
+            method = create_method(spec.name, trained_on=CROSS_FIT[fold], settings=spec.settings)
             part = score_dataset(method, load_lfw(data_root, fold), cache_dir, workers=workers, progress=progress)
             parts.append(part)
             scorers.append(_scorer(method, len(part.paths), f"lfw:{fold} images"))
         return _merge(parts, dataset.paths), scorers
 
 
-def _scorer(method: QualityMethod, n: int, scope: str) -> dict:
-    return {"images": f"{n} {scope}", "checkpoint": method.card.weights if method.card.trained else "",
-            "checkpoint_sha256": method.card.weights_sha256, "method_fingerprint": method.fingerprint()}
+def _file_name(label: str) -> str:
+    return re.sub(r"[^\w.=-]+", "_", label).strip("_")
 
+
+def _scorer(method: QualityMethod, n: int, scope: str) -> dict:
+    """Who scored which images: the checkpoint by file name and sha256 (never a path of this machine)."""
+    checkpoint = Path(method.card.weights).name if method.card.trained else ""
+    return {"images": f"{n} {scope}", "checkpoint": checkpoint, "checkpoint_sha256": method.card.weights_sha256,
+            "method_fingerprint": method.fingerprint()}
 
 def _merge(parts: list[ScoreTable], order: list[Path]) -> ScoreTable:
     """Fold tables merged into the protocol's image order (every image exactly once)."""
@@ -157,9 +274,10 @@ def _say(message: str) -> None:
     print(f"[fiqa-bench] {message}", file=sys.stderr, flush=True)
 
 
-LFW = LFWProtocol("lfw", "all", ("devtest", "devtrain"))
-LFW_DEVTEST = LFWProtocol("lfw-devtest", "devtest", ("devtest",))
+LFW = LFWProtocol("lfw", "all", ("devtest", "devtrain"), "SDD-FIQA's LFW setting: all 13,233 images, "
+                  "all-vs-all, FMR 1e-2/1e-3/1e-4, both policies, cross-fitted")
+LFW_DEVTEST = LFWProtocol("lfw-devtest", "devtest", ("devtest",),
+                          "quick LFW check: the 3,708 View 1 test-people images")
 
-PROTOCOLS.add("lfw", LFW.run, description="SDD-FIQA's LFW setting: all 13,233 images, all-vs-all, "
-              "FMR 1e-2/1e-3/1e-4, both policies, cross-fitted")
-PROTOCOLS.add("lfw-devtest", LFW_DEVTEST.run, description="quick LFW check: the 3,708 View 1 test-people images")
+for _protocol in (LFW, LFW_DEVTEST):
+    PROTOCOLS.add(_protocol.name, _protocol, description=_protocol.description)

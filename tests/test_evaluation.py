@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from fiqa_bench.evaluation import StudyConfig, run_study, study_markdown
+from fiqa_bench.evaluation import StudyConfig, run_studies, run_study
+from fiqa_bench.report.tables import studies_markdown
 
 
 def synthetic(seed: int = 0, people: int = 100, per_person: int = 20, dim: int = 16):
@@ -26,7 +27,8 @@ CONFIG = StudyConfig(fmrs=(1e-2,), random_seeds=5, n_boot=10)
 
 def test_a_quality_that_knows_the_noise_beats_the_random_band():
     emb, ids, sigma = synthetic()
-    study = run_study("oracle", emb, ids, -sigma, CONFIG)
+    result = run_studies({"oracle": -sigma}, emb, ids, CONFIG)
+    study = result.studies["oracle"]
     for policy in CONFIG.policies:
         assert study.aoc[(policy, 1e-2)] > 0.5
         assert study.above_random(policy, 1e-2)
@@ -34,26 +36,27 @@ def test_a_quality_that_knows_the_noise_beats_the_random_band():
         assert ci.low <= study.aoc[(policy, 1e-2)] <= ci.high and ci.n_boot == 10
         mean, sd, p95 = study.random_stats(policy, 1e-2)
         assert abs(mean) < 0.3 and sd > 0 and p95 >= mean
-    text = study_markdown(study)
-    assert "| oracle |" in text and "above the random band's 95th percentile: FMR=0.01: yes" in text
+    text = studies_markdown(result)
+    assert "| oracle " in text and "above the random band's 95th percentile: FMR=0.01: yes" in text
     assert "random, mean ± sd over 5 seeds" in text
     json.dumps(study.to_dict())  # JSON-safe
 
 
 def test_inverted_quality_is_reported_below_the_band():
     emb, ids, sigma = synthetic(1)
-    study = run_study("inverted", emb, ids, sigma, StudyConfig(fmrs=(1e-2,), random_seeds=5, n_boot=0))
+    result = run_studies({"inverted": sigma}, emb, ids, StudyConfig(fmrs=(1e-2,), random_seeds=5, n_boot=0))
+    study = result.studies["inverted"]
     assert not study.ci
     assert study.aoc[("recomputed", 1e-2)] < 0 and not study.above_random("recomputed", 1e-2)
-    assert "FMR=0.01: NO" in study_markdown(study)
+    assert "FMR=0.01: NO" in studies_markdown(result)
 
 
 def test_nan_qualities_are_counted_and_failed_embeddings_refused():
     emb, ids, sigma = synthetic(2)
     q = -sigma.copy()
     q[:7] = np.nan
-    study = run_study("partial", emb, ids, q, StudyConfig(fmrs=(1e-2,), random_seeds=2, n_boot=0))
-    assert study.n_nan_qualities == 7 and "7 images had no quality" in study_markdown(study)
+    result = run_studies({"partial": q}, emb, ids, StudyConfig(fmrs=(1e-2,), random_seeds=2, n_boot=0))
+    assert result.studies["partial"].n_nan_qualities == 7 and "7 images had no quality" in studies_markdown(result)
     emb[3] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         run_study("broken", emb, ids, q, CONFIG)
@@ -68,33 +71,52 @@ def test_checkpointed_study_resumes_after_an_interruption_with_identical_results
     config = StudyConfig(fmrs=(1e-2, 1e-3), random_seeds=3, n_boot=5)
     plain = _text(run_study("q", emb, ids, -sigma, config))
 
-    real_bootstrap, calls = evaluation.bootstrap_ci, []
+    real_bootstrap = evaluation.bootstrap_replicates
 
     def interrupted(*args, **kwargs):
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        calls.append(kwargs["policy"])
-        return real_bootstrap(*args, **kwargs)
+        raise KeyboardInterrupt
 
-    monkeypatch.setattr(evaluation, "bootstrap_ci", interrupted)
+    monkeypatch.setattr(evaluation, "bootstrap_replicates", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_study("q", emb, ids, -sigma, config, checkpoint_dir=tmp_path)
-    # the random band (3 seeds) and two intervals finished before the interruption
-    assert len(list(tmp_path.glob("*.json"))) == 3 + 2
+    assert len(list(tmp_path.glob("*.json"))) == 3  # the random band finished before the interruption
 
     monkeypatch.setattr(evaluation, "evrc", _counting(evaluation.evrc, counter := []))
-    monkeypatch.setattr(evaluation, "bootstrap_ci", _counting(real_bootstrap, resumed := []))
+    monkeypatch.setattr(evaluation, "bootstrap_replicates", _counting(real_bootstrap, resumed := []))
     messages: list[str] = []
     again = run_study("q", emb, ids, -sigma, config, messages.append, checkpoint_dir=tmp_path)
     assert len(counter) == 1  # only the measure's own EVRC; no random seed recomputed
-    assert len(resumed) == 2  # the two intervals that were missing
-    assert sum("earlier run" in m for m in messages) == 2
+    assert len(resumed) == 1 and not any("earlier run" in m for m in messages)
     assert _text(again) == plain
-    monkeypatch.setattr(evaluation, "bootstrap_ci", _counting(real_bootstrap, third := []))
-    assert _text(run_study("q", emb, ids, -sigma, config, checkpoint_dir=tmp_path)) == plain and not third
-    # other qualities never meet these results
+    monkeypatch.setattr(evaluation, "bootstrap_replicates", _counting(real_bootstrap, third := []))
+    messages.clear()
+    assert _text(run_study("q", emb, ids, -sigma, config, messages.append, checkpoint_dir=tmp_path)) == plain
+    assert not third and any("earlier run" in m for m in messages)
+    # another measure shares the random band but never meets these intervals
     other = run_study("q", emb, ids, sigma, config, checkpoint_dir=tmp_path)
-    assert len(third) == 4 and _text(other) != plain
+    assert len(counter) == 3 and len(third) == 1 and _text(other) != plain
+
+
+def test_several_measures_share_replicates_and_say_which_beats_which():
+    from fiqa_bench.evaluation import run_studies
+    from fiqa_bench.metrics import all_vs_all, bootstrap_difference
+
+    emb, ids, sigma = synthetic(5, people=40, per_person=10)
+    rng = np.random.default_rng(1)
+    measures = {"knows the noise": -sigma, "random": rng.random(len(sigma)), "noisy": -sigma + rng.normal(0, 0.2, len(sigma))}
+    config = StudyConfig(fmrs=(1e-2,), policies=("fixed",), random_seeds=3, n_boot=30)
+    result = run_studies(measures, emb, ids, config)
+    assert result.labels == list(measures)
+    assert result.beats("knows the noise", "random", "fixed", 1e-2)
+    assert not result.beats("random", "knows the noise", "fixed", 1e-2)
+    ci = result.differences[("fixed", 1e-2)][("knows the noise", "noisy")]
+    reference = bootstrap_difference(all_vs_all(emb, ids), measures["knows the noise"], measures["noisy"],
+                                     fmr=1e-2, policy="fixed", n_boot=30, seed=0)
+    np.testing.assert_array_equal(ci.replicates, reference.replicates)
+    for label in measures:
+        assert result.studies[label].random_aoc is result.studies["random"].random_aoc
+    with pytest.raises(ValueError, match="no quality measure"):
+        run_studies({}, emb, ids, config)
 
 
 def _text(study) -> str:

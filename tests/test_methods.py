@@ -162,7 +162,7 @@ def test_documented_example_scores_a_folder(example_method: Registry, faces: Pat
 
 def test_documented_example_runs_a_protocol(example_method: Registry, lfw_root: Path, lfw_devtest_cache: Path,
                                             tmp_path: Path):
-    out = PROTOCOLS.get("lfw-devtest")("rms-contrast", data_root=lfw_root, cache_dir=lfw_devtest_cache,
+    out = PROTOCOLS.get("lfw-devtest").run("rms-contrast", data_root=lfw_root, cache_dir=lfw_devtest_cache,
                                       out_dir=tmp_path / "res", config=StudyConfig(fmrs=(1e-2,), random_seeds=2,
                                                                                    n_boot=0), progress=False)
     assert "rms-contrast" in (out / "table.md").read_text()

@@ -6,6 +6,7 @@ import platform
 import subprocess
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 
@@ -37,6 +38,6 @@ def provenance(**extra: object) -> dict:
         "platform": platform.platform(),
         "numpy": np.__version__,
         "torch": torch.__version__,
-        "command": " ".join(sys.argv),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
         **extra,
     }
