@@ -67,7 +67,7 @@ discard fractions (default ``0, 0.01, ..., 0.95``: 96 points).
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
@@ -249,6 +249,7 @@ class _Prepared:
     func: Callable | None = None
     q: np.ndarray | None = None
     levels: np.ndarray | None = None
+    pool_cache: dict = field(default_factory=dict)  # pool selection -> (its pairs, their ranks)
 
     def ranks(self, pairs: np.ndarray) -> tuple[np.ndarray, int]:
         """Pair-quality ranks of ``pairs`` (k, 2) and how many are NaN."""
@@ -393,12 +394,12 @@ def _top_impostors(scores: np.ndarray, target: int) -> tuple[np.ndarray, bool]:
     descending (stable), and whether they are all of them.
 
     Which impostors score highest depends on the scores alone, not on qualities or weights, so the last
-    selection is kept (for the same score array, by identity) and reused for any target it covers: a
-    study's random band and bootstrap replicates select once.
+    selection is kept (for the same score array, by identity) and reused for any target up to its size:
+    a study's random band and bootstrap replicates select once.
     """
     cached = _TOP_CACHE.get("last")
-    if cached is not None and cached[0]() is scores and cached[1] >= target:
-        return cached[2], cached[3]
+    if cached is not None and cached[0]() is scores and (len(cached[1]) >= target or cached[2]):
+        return cached[1], cached[2]
     n = len(scores)
     if target >= n:
         idx, complete = np.arange(n), True
@@ -412,58 +413,83 @@ def _top_impostors(scores: np.ndarray, target: int) -> tuple[np.ndarray, bool]:
         complete = len(idx) == n
     idx = idx[np.argsort(-scores[idx], kind="stable")]
     idx.flags.writeable = False
-    _TOP_CACHE["last"] = (weakref.ref(scores), target, idx, complete)
+    _TOP_CACHE["last"] = (weakref.ref(scores), idx, complete)
     return idx, complete
 
 
 class _Pool:
-    """The impostors with ``score >= s_cut``, sorted by score descending."""
+    """The impostors with ``score >= s_cut``, sorted by score descending, indexed for every cut at once.
 
-    def __init__(self, prep: _Prepared, sample_weights: np.ndarray | None, target: int) -> None:
+    Member ``j`` (pool position ``j``) is remaining at the ``i``-th cut when its
+    level ``L_j`` (the number of cuts at or below its pair-quality rank, minus
+    one) is ``>= i``.  Positions are split into cells of ``size`` members;
+    ``S[i, t]`` holds the weight of the members in cells before ``t`` that are
+    remaining at cut ``i``.  Any prefix weight is then one look-up in ``S``
+    plus a sum within one cell, so each cut costs O(cells + size) instead of a
+    pass over the pool.
+    """
+
+    CELLS = 1024
+
+    def __init__(self, prep: _Prepared, sample_weights: np.ndarray | None, cuts: np.ndarray, target: int) -> None:
         scores = prep.comparisons.impostor_scores
         idx, self.complete = _top_impostors(scores, target)
-        self.neg_scores = -scores[idx]  # ascending
-        p = prep.comparisons.impostor_pairs[idx]
-        self.ranks, _ = prep.ranks(p)
-        self.weights = None if sample_weights is None else sample_weights[p[:, 0]] * sample_weights[p[:, 1]]
+        cached = prep.pool_cache.get("pool")
+        if cached is None or cached[0] is not idx:  # the same selection for the same quality: reuse
+            p = prep.comparisons.impostor_pairs[idx]
+            cached = (idx, p, prep.ranks(p)[0], -scores[idx])
+            prep.pool_cache["pool"] = cached
+        _, p, ranks, self.neg_scores = cached  # neg_scores ascending
+        self.weights = (np.ones(len(idx)) if sample_weights is None
+                        else sample_weights[p[:, 0]] * sample_weights[p[:, 1]])
+        level_of_rank = np.searchsorted(cuts, np.arange(prep.n_ranks), side="right") - 1
+        self.level = level_of_rank[ranks]  # -1: remaining at no cut
+        n_cuts, n = len(cuts), len(idx)
+        self.size = max(1, -(-n // self.CELLS))
+        n_cells = -(-n // self.size) if n else 0
+        cell = np.arange(n) // self.size
+        live = self.level >= 0
+        per_cell = np.bincount(self.level[live] * n_cells + cell[live], weights=self.weights[live],
+                               minlength=n_cuts * n_cells).reshape(n_cuts, n_cells)
+        remaining = np.cumsum(per_cell[::-1], axis=0)[::-1]  # members with level >= i
+        self.before = np.concatenate((np.zeros((n_cuts, 1)), np.cumsum(remaining, axis=1)), axis=1)
 
-    def remaining(self, cut: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """(negated scores ascending, cumulative weights or None) of the members with rank >= cut."""
-        keep = self.ranks >= cut if cut > 0 else slice(None)
-        neg = self.neg_scores[keep]
-        cw = None if self.weights is None else np.cumsum(self.weights[keep])
-        return neg, cw
+    def total(self, i: int) -> float:
+        """Weight of the members remaining at cut ``i``."""
+        return float(self.before[i, -1])
 
-    @staticmethod
-    def order_statistic(rem: tuple[np.ndarray, np.ndarray | None], k: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
-        """For each allowed count ``k``: (s*, false-match weight, ok) among the remaining members.
+    def weight_before(self, i: int, position: int) -> float:
+        """Weight of the members remaining at cut ``i`` among the first ``position`` (highest scores)."""
+        t = position // self.size
+        start = t * self.size
+        within = self.weights[start:position][self.level[start:position] >= i].sum() if position > start else 0.0
+        return float(self.before[i, t] + within)
+
+    def order_statistic(self, i: int, k: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+        """For each allowed count ``k``: (s*, false-match weight, ok) among the members remaining at cut ``i``.
 
         ``s*`` is the highest score with more than ``k`` remaining weight at or above it;
         false matches are the remaining weight strictly above ``s*``.  ``ok`` is False when
-        the members hold too little weight (the pool is too small).
+        the remaining members hold too little weight (the pool is too small).
         """
-        neg, cw = rem
-        if len(neg) == 0:
+        k = np.asarray(k, dtype=np.float64)
+        if not np.all(k < self.total(i)):
             return np.full(len(k), np.nan), np.zeros(len(k)), False
-        if cw is None:
-            ok = bool(np.all(k < len(neg)))
-            pos = np.minimum(k, len(neg) - 1).astype(np.int64)
-        else:
-            ok = bool(np.all(k < cw[-1]))
-            pos = np.minimum(np.searchsorted(cw, k, side="right"), len(cw) - 1)
-        s_star = -neg[pos]
-        return s_star, _Pool.count_above(rem, s_star), ok
+        s_star, false_matches = np.empty(len(k)), np.empty(len(k))
+        for m, kk in enumerate(k):
+            t = int(np.searchsorted(self.before[i], kk, side="right")) - 1  # the cell where the weight passes k
+            start = t * self.size
+            stop = min(start + self.size, len(self.neg_scores))
+            w = np.where(self.level[start:stop] >= i, self.weights[start:stop], 0.0)
+            pos = start + int(np.searchsorted(self.before[i, t] + np.cumsum(w), kk, side="right"))
+            s_star[m] = -self.neg_scores[pos]
+            false_matches[m] = self.count_above(i, s_star[m])
+        return s_star, false_matches, True
 
-    @staticmethod
-    def count_above(rem: tuple[np.ndarray, np.ndarray | None], s: np.ndarray) -> np.ndarray:
-        """Remaining weight with score strictly above each ``s``."""
-        neg, cw = rem
-        p0 = np.searchsorted(neg, -np.asarray(s, dtype=neg.dtype), side="left")
-        if cw is None:
-            return p0.astype(np.float64)
-        if len(cw) == 0:
-            return np.zeros(p0.shape)
-        return np.where(p0 > 0, cw[np.maximum(p0 - 1, 0)], 0.0)
+    def count_above(self, i: int, s: float) -> float:
+        """Weight remaining at cut ``i`` with score strictly above ``s``."""
+        position = int(np.searchsorted(self.neg_scores, -np.asarray(s, dtype=self.neg_scores.dtype), side="left"))
+        return self.weight_before(i, position)
 
 
 def _evaluate(
@@ -524,22 +550,23 @@ def _evaluate(
     if need_rec or need_fix:
         mean_w = float(S_imp[0]) / comp.n_impostor
         target = int(2 * (float(k_fix.max()) / mean_w + 1)) + _POOL_PAD
+        pool_cuts = np.union1d([0], unique_cuts)  # cut 0 (all impostors) sets the fixed threshold
+        at = np.searchsorted(pool_cuts, unique_cuts)
         while True:
-            pool = _Pool(prep, sample_weights, target)
+            pool = _Pool(prep, sample_weights, pool_cuts, target)
             ok = True
             if need_fix:  # the fixed threshold: all impostors (cut 0)
-                s, _, ok = pool.order_statistic(pool.remaining(0), np.where(insufficient_fix, 0, k_fix))
+                s, _, ok = pool.order_statistic(0, np.where(insufficient_fix, 0, k_fix))
                 fix_star = np.where(insufficient_fix, np.nan, s)
             if ok:
-                for u, c in enumerate(unique_cuts):  # one cut at a time: memory O(pool)
+                for u in range(len(unique_cuts)):
                     rows = np.flatnonzero(inverse == u)
-                    rem = pool.remaining(int(c))
                     if need_fix:
-                        fa = pool.count_above(rem, np.nan_to_num(fix_star))
+                        fa = np.array([pool.count_above(int(at[u]), x) for x in np.nan_to_num(fix_star)])
                         fix_fa[rows] = np.where(insufficient_fix, np.nan, fa)
                     suff = ~insufficient_rec[rows[0]]
                     if need_rec and suff.any():
-                        s, fa, ok = pool.order_statistic(rem, np.where(suff, k_rec[rows[0]], 0))
+                        s, fa, ok = pool.order_statistic(int(at[u]), np.where(suff, k_rec[rows[0]], 0))
                         if not ok:
                             break
                         rec_star[rows] = np.where(suff, s, np.nan)
