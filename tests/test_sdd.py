@@ -87,18 +87,27 @@ def test_shipped_models_are_what_their_records_say():
     load_plugins()
     from fiqa_bench.methods.sdd import WEIGHTS_DIR, shipped_checkpoint
 
-    for trained_on in ("lfw:devtrain", "lfw:devtest"):
-        path = shipped_checkpoint(trained_on)
-        record = json.loads(path.with_suffix(".json").read_text())
-        assert record["sha256"] == sha256_file(path) and record["trained_on"] == trained_on
-        assert path.stat().st_size < 5 * 2**20
-        method = create_method("sdd", trained_on=trained_on)
-        assert method.card.weights_sha256 == record["sha256"]
-        assert method.card.needs == "stages:dlib-resnet" and method.card.higher_is_better
+    shipped = sorted(WEIGHTS_DIR.glob("sdd*.pt"))
+    assert len(shipped) == 4  # sdd and pos-only labels, each cross-fitted over LFW View 1
+    for variant in ("sdd", "pos-only"):
+        for trained_on in ("lfw:devtrain", "lfw:devtest"):
+            path = shipped_checkpoint(trained_on, variant=variant)
+            assert path in shipped
+            record = json.loads(path.with_suffix(".json").read_text())
+            assert record["sha256"] == sha256_file(path) and record["trained_on"] == trained_on
+            assert record["labels"]["variant"] == variant and record["provenance"]["git"]["dirty"] is False
+            assert path.stat().st_size < 5 * 2**20
+            method = create_method("sdd", trained_on=trained_on, settings={"variant": variant})
+            assert method.card.weights_sha256 == record["sha256"]
+            assert method.card.needs == "stages:dlib-resnet" and method.card.higher_is_better
     with pytest.raises(FileNotFoundError, match="shipped"):
         create_method("sdd", trained_on="lfw:everything")
     with pytest.raises(ValueError, match="not both"):
         METHODS.get("sdd").create(weights=Path("a.pt"), trained_on="lfw:devtest")
+    with pytest.raises(FileNotFoundError, match="neg-only"):
+        create_method("sdd", settings={"variant": "neg-only"})
+    with pytest.raises(ValueError, match="variant must be one of"):
+        create_method("sdd", settings={"variant": "best"})
     assert WEIGHTS_DIR.is_dir()
 
 
