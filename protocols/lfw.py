@@ -207,8 +207,7 @@ class LFWProtocol:
             lines.append(f"* {spec.label}: scored {used}; {missing} without a quality.")
         return "\n".join(lines) + "\n\n"
 
-    @staticmethod
-    def _plots(result: StudySet, out_dir: Path, model: str, config: StudyConfig) -> list[str]:
+    def _plots(self, result: StudySet, out_dir: Path, model: str, config: StudyConfig) -> list[str]:
         first = result.studies[result.labels[0]]
         discard = np.asarray(first.curves.curves[0].discard_requested)
         names = []
@@ -219,8 +218,8 @@ class LFWProtocol:
                     for f in config.fmrs}
             names.append(f"evrc-{policy}.png")
             plot_evrc(out_dir / names[-1], discard, fnmr, band,
-                      title=f"EVRC on {result.studies[result.labels[0]].comparisons.get('n_genuine')} genuine "
-                            f"comparisons, {model}, {policy} threshold")
+                      title=f"EVRC on {self.name} ({first.comparisons.get('n_genuine')} genuine comparisons), "
+                            f"deployed {model}, {policy} threshold")
         return names
 
     def _score(
@@ -246,8 +245,8 @@ def _file_name(label: str) -> str:
 
 
 def _scorer(method: QualityMethod, n: int, scope: str) -> dict:
-    """Who scored which images: the checkpoint by file name and sha256 (never a path of this machine)."""
-    checkpoint = Path(method.card.weights).name if method.card.trained else ""
+    """Who scored which images: the weights by file name and sha256 (never a path of this machine)."""
+    checkpoint = Path(method.card.weights).name if method.card.weights_sha256 else ""
     return {"images": f"{n} {scope}", "checkpoint": checkpoint, "checkpoint_sha256": method.card.weights_sha256,
             "method_fingerprint": method.fingerprint()}
 

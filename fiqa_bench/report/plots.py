@@ -44,10 +44,17 @@ def plot_evrc(
         ax.set_xlim(0, float(discard.max()))
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    if len(curves) <= 3:
+        axes[0][0].legend(fontsize=8)
+        bottom = 0.0
+    else:  # many methods: one legend under the panels
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        columns = min(len(labels), 5)
+        fig.legend(handles, labels, loc="lower center", ncol=columns, fontsize=8, frameon=False)
+        bottom = 0.06 * -(-len(labels) // columns)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, bottom, 1, 1))
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
