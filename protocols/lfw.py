@@ -43,7 +43,8 @@ from fiqa_bench.data import Dataset
 from fiqa_bench.data.lfw import load_lfw
 from fiqa_bench.evaluation import StudyConfig, StudySet, run_studies
 from fiqa_bench.hashing import sha256_json
-from fiqa_bench.method import METHODS, PROTOCOLS, QualityMethod, create_method, load_plugins
+import fiqa_bench.method as method_api
+from fiqa_bench.method import PROTOCOLS, QualityMethod, create_method, load_plugins
 from fiqa_bench.pipeline import Embeddings, embed_dataset
 from fiqa_bench.recognition import create_model
 from fiqa_bench.report.plots import plot_evrc
@@ -83,14 +84,14 @@ class MethodSpec:
                 raise ValueError(f"method {text!r}: settings are key=value, got {item!r}")
             settings[key.strip()] = value.strip()
         load_plugins()
-        return cls(METHODS.canonical(match.group(1)), settings, weights)
+        return cls(method_api.METHODS.canonical(match.group(1)), settings, weights)
 
 
 def parse_methods(text: str) -> list[MethodSpec]:
     """A comma-separated list of methods (brackets may hold commas), or ``all`` (every registered method)."""
     load_plugins()
     if text.strip() == "all":
-        return [MethodSpec(name) for name in METHODS.names()]
+        return [MethodSpec(name) for name in method_api.METHODS.names()]
     items, depth, current = [], 0, ""
     for char in text:
         depth += {"[": 1, "]": -1}.get(char, 0)
@@ -132,7 +133,7 @@ class LFWProtocol:
     ) -> Path:
         """Evaluate one method and write its results folder; returns its path."""
         load_plugins()
-        spec = MethodSpec(METHODS.canonical(method), dict(settings or {}), weights)
+        spec = MethodSpec(method_api.METHODS.canonical(method), dict(settings or {}), weights)
         return self._evaluate([spec], data_root=data_root, cache_dir=cache_dir, out_dir=out_dir, model=model,
                               config=config, workers=workers, progress=progress)
 
