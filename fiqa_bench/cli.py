@@ -242,11 +242,9 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from fiqa_bench.evaluation import StudyConfig
-    from fiqa_bench.method import METHODS, PROTOCOLS, load_plugins
-    from fiqa_bench.protocols.lfw import MethodSpec
+    from fiqa_bench.method import PROTOCOLS, MethodSpec
 
-    load_plugins()
-    spec = MethodSpec(METHODS.canonical(args.method), _options(args.set))
+    spec = MethodSpec.named(args.method, _options(args.set))
     protocol = PROTOCOLS.canonical(args.protocol)
     out = args.out or Path("results") / f"{protocol}-{spec.label}"
     config = StudyConfig(random_seeds=args.random_seeds, n_boot=args.n_boot, seed=args.seed)
@@ -262,10 +260,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from fiqa_bench.evaluation import StudyConfig
-    from fiqa_bench.method import PROTOCOLS, load_plugins
-    from fiqa_bench.protocols.lfw import parse_methods
+    from fiqa_bench.method import PROTOCOLS, parse_methods
 
-    load_plugins()
     specs = parse_methods(args.methods)
     protocol = PROTOCOLS.canonical(args.protocol)
     out = args.out or Path("results") / f"compare-{protocol}"

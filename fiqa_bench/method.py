@@ -20,9 +20,10 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import re
 import typing
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -178,6 +179,63 @@ def load_plugins() -> None:
             if not info.name.startswith("_"):
                 importlib.import_module(f"{package_name}.{info.name}")
     _loaded = True
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A method to evaluate: its registry name, its settings and an optional checkpoint."""
+
+    name: str
+    settings: Mapping[str, str] = field(default_factory=dict)
+    weights: Path | None = None
+
+    @property
+    def label(self) -> str:
+        """``name`` or ``name[key=value,...]``: how tables and files name it."""
+        if not self.settings:
+            return self.name
+        return f"{self.name}[{','.join(f'{k}={v}' for k, v in sorted(self.settings.items()))}]"
+
+    @classmethod
+    def parse(cls, text: str, weights: Path | None = None) -> MethodSpec:
+        """``"sdd"`` or ``"sdd[variant=pos-only,m=12]"`` -> a spec (the name made canonical)."""
+        match = re.fullmatch(r"\s*([\w.-]+)\s*(?:\[(.*)\])?\s*", text)
+        if not match:
+            raise ValueError(f"cannot read method {text!r}; write NAME or NAME[key=value,...]")
+        settings = {}
+        for item in filter(None, (match.group(2) or "").split(",")):
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise ValueError(f"method {text!r}: settings are key=value, got {item!r}")
+            settings[key.strip()] = value.strip()
+        return cls.named(match.group(1), settings, weights)
+
+    @classmethod
+    def named(cls, name: str, settings: Mapping[str, str] | None = None, weights: Path | None = None) -> MethodSpec:
+        """A spec for the registered method ``name`` (an alias is made canonical)."""
+        load_plugins()
+        return cls(METHODS.canonical(name), dict(settings or {}), weights)
+
+
+def parse_methods(text: str) -> list[MethodSpec]:
+    """A comma-separated list of methods (brackets may hold commas), or ``all`` (every registered method)."""
+    load_plugins()
+    if text.strip() == "all":
+        return [MethodSpec(name) for name in METHODS.names()]
+    items, depth, current = [], 0, ""
+    for char in text:
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            items.append(current)
+            current = ""
+        else:
+            current += char
+    items.append(current)
+    specs = [MethodSpec.parse(item) for item in items if item.strip()]
+    labels = [spec.label for spec in specs]
+    if not specs or len(set(labels)) != len(labels):
+        raise ValueError(f"give each method once: {text!r}")
+    return specs
 
 
 def create_method(

@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Mapping
 
@@ -43,8 +43,7 @@ from fiqa_bench.data import Dataset
 from fiqa_bench.data.lfw import load_lfw
 from fiqa_bench.evaluation import StudyConfig, StudySet, run_studies
 from fiqa_bench.hashing import sha256_json
-import fiqa_bench.method as method_api
-from fiqa_bench.method import PROTOCOLS, QualityMethod, create_method, load_plugins
+from fiqa_bench.method import PROTOCOLS, MethodSpec, QualityMethod, create_method
 from fiqa_bench.pipeline import Embeddings, embed_dataset
 from fiqa_bench.recognition import create_model
 from fiqa_bench.report.plots import plot_evrc
@@ -54,58 +53,6 @@ from fiqa_bench.scoring import ScoreTable, score_dataset
 
 #: split scored -> the View 1 split its scoring model was trained on.
 CROSS_FIT = {"devtest": "lfw:devtrain", "devtrain": "lfw:devtest"}
-
-
-@dataclass(frozen=True)
-class MethodSpec:
-    """A method to evaluate: its registry name, its settings and an optional checkpoint."""
-
-    name: str
-    settings: Mapping[str, str] = field(default_factory=dict)
-    weights: Path | None = None
-
-    @property
-    def label(self) -> str:
-        """``name`` or ``name[key=value,...]``: how tables and files name it."""
-        if not self.settings:
-            return self.name
-        return f"{self.name}[{','.join(f'{k}={v}' for k, v in sorted(self.settings.items()))}]"
-
-    @classmethod
-    def parse(cls, text: str, weights: Path | None = None) -> MethodSpec:
-        """``"sdd"`` or ``"sdd[variant=pos-only,m=12]"`` -> a spec (the name made canonical)."""
-        match = re.fullmatch(r"\s*([\w.-]+)\s*(?:\[(.*)\])?\s*", text)
-        if not match:
-            raise ValueError(f"cannot read method {text!r}; write NAME or NAME[key=value,...]")
-        settings = {}
-        for item in filter(None, (match.group(2) or "").split(",")):
-            key, sep, value = item.partition("=")
-            if not sep or not key.strip():
-                raise ValueError(f"method {text!r}: settings are key=value, got {item!r}")
-            settings[key.strip()] = value.strip()
-        load_plugins()
-        return cls(method_api.METHODS.canonical(match.group(1)), settings, weights)
-
-
-def parse_methods(text: str) -> list[MethodSpec]:
-    """A comma-separated list of methods (brackets may hold commas), or ``all`` (every registered method)."""
-    load_plugins()
-    if text.strip() == "all":
-        return [MethodSpec(name) for name in method_api.METHODS.names()]
-    items, depth, current = [], 0, ""
-    for char in text:
-        depth += {"[": 1, "]": -1}.get(char, 0)
-        if char == "," and depth == 0:
-            items.append(current)
-            current = ""
-        else:
-            current += char
-    items.append(current)
-    specs = [MethodSpec.parse(item) for item in items if item.strip()]
-    labels = [spec.label for spec in specs]
-    if not specs or len(set(labels)) != len(labels):
-        raise ValueError(f"give each method once: {text!r}")
-    return specs
 
 
 @dataclass(frozen=True)
@@ -132,8 +79,7 @@ class LFWProtocol:
         progress: bool = True,
     ) -> Path:
         """Evaluate one method and write its results folder; returns its path."""
-        load_plugins()
-        spec = MethodSpec(method_api.METHODS.canonical(method), dict(settings or {}), weights)
+        spec = MethodSpec.named(method, settings, weights)
         return self._evaluate([spec], data_root=data_root, cache_dir=cache_dir, out_dir=out_dir, model=model,
                               config=config, workers=workers, progress=progress)
 

@@ -36,7 +36,7 @@ def test_lfw_devtest_writes_a_complete_results_folder(lfw_root: Path, lfw_devtes
 
 
 def test_compare_shares_everything_and_names_no_local_path(lfw_root: Path, lfw_devtest_cache: Path, tmp_path: Path):
-    from fiqa_bench.protocols.lfw import parse_methods
+    from fiqa_bench.method import parse_methods
 
     load_plugins()
     specs = parse_methods("sdd, random,sdd[variant=sdd], sharpness")
@@ -59,7 +59,7 @@ def test_compare_shares_everything_and_names_no_local_path(lfw_root: Path, lfw_d
 
 
 def test_method_lists_are_read_strictly():
-    from fiqa_bench.protocols.lfw import parse_methods
+    from fiqa_bench.method import parse_methods
 
     load_plugins()
     assert [s.name for s in parse_methods("all")] == METHODS.names()
