@@ -144,11 +144,16 @@ def ensure_chips(
     workers: int = 2,
     progress: bool = True,
 ) -> tuple[KeyedStore, KeyedStore]:
-    """Make sure the face and chip stores hold every key; returns (faces, chips)."""
+    """Make sure the face and chip stores hold every key; returns (faces, chips).
+
+    A key counts as done only when both stores hold it: a chip whose face row
+    was lost (say, ``faces/`` deleted by hand) is aligned again.
+    """
     digest = settings.digest()
     faces = KeyedStore(cache_dir / "faces" / digest)
     chips = KeyedStore(cache_dir / "chips" / template.name / digest)
-    todo = chips.missing(keys)
+    missing = set(chips.missing(keys)) | set(faces.missing(keys))
+    todo = [k for k in dict.fromkeys(keys) if k in missing]
     if not todo:
         return faces, chips
     path_of = dict(zip(keys, paths))

@@ -170,3 +170,17 @@ def test_chips_carry_the_upstream_reason_to_chip_reading_methods(messy_folder: P
     assert table.reasons[row["a_corrupt.jpg"]].startswith("upstream failure: corrupt image")
     assert table.reasons[row["b_empty.jpg"]].startswith("upstream failure: empty file")
     assert np.isnan(table.quality[row["b_empty.jpg"]]) and np.isfinite(table.quality[row["e_noface.png"]])
+
+
+def test_chips_without_their_face_rows_are_aligned_again(messy_folder: Path, tmp_path: Path):
+    """Deleting faces/ by hand (chips kept) once made every later call fail with a KeyError."""
+    from fiqa_bench.pipeline import dataset_chips
+
+    dataset = load_dataset(f"folder:{messy_folder}", tmp_path)
+    cache = tmp_path / "cache"
+    chips, failed, reasons = dataset_chips(dataset, "dlib150", cache, workers=1, progress=False)
+    shutil.rmtree(cache / "faces")
+    again, failed_again, reasons_again = dataset_chips(dataset, "dlib150", cache, workers=1, progress=False)
+    np.testing.assert_array_equal(again, chips)
+    np.testing.assert_array_equal(failed_again, failed)
+    assert reasons_again.tolist() == reasons.tolist()
