@@ -222,20 +222,31 @@ def _random_band(comps: Comparisons, n: int, config: StudyConfig, store: StepSto
             {k: np.array(v, dtype=np.float64) for k, v in random_fnmr.items()})
 
 
+#: Bootstrap replicates per checkpointed step: an interrupted study loses at most this many.
+BOOTSTRAP_CHUNK = 10
+
+
 def _replicates(comps: Comparisons, qualities: list[np.ndarray], config: StudyConfig, store: StepStore,
                 say: Callable[[str], None]) -> BootstrapReplicates:
-    """Paired identity replicates of every measure's AOC, kept once done."""
-    step = store.get("bootstrap")
-    if step is not None:
-        say("bootstrap: done in an earlier run")
-        return BootstrapReplicates.from_dict(step["replicates"])
+    """Paired identity replicates of every measure's AOC, kept in steps of :data:`BOOTSTRAP_CHUNK`."""
     measures = f"{len(qualities)} measures, paired" if len(qualities) > 1 else "one measure"
     say(f"bootstrap: {config.n_boot} identity resamples x {len(config.fmrs)} FMRs x {len(config.policies)} "
         f"policies, {measures}")
-    result = bootstrap_replicates(comps, qualities, statistic="aoc", fmrs=config.fmrs, policies=config.policies,
-                                  axis=config.axis, n_boot=config.n_boot, seed=config.seed)
-    store.put("bootstrap", {"replicates": result.to_dict()})
-    return result
+    parts, reused = [], 0
+    for start in range(0, config.n_boot, BOOTSTRAP_CHUNK):
+        step = store.get(f"bootstrap-{start}")
+        if step is not None:
+            parts.append(BootstrapReplicates.from_dict(step["replicates"]))
+            reused += 1
+            continue
+        part = bootstrap_replicates(comps, qualities, statistic="aoc", fmrs=config.fmrs, policies=config.policies,
+                                    axis=config.axis, n_boot=min(BOOTSTRAP_CHUNK, config.n_boot - start),
+                                    seed=config.seed, start=start)
+        store.put(f"bootstrap-{start}", {"replicates": part.to_dict()})
+        parts.append(part)
+    if reused:
+        say(f"bootstrap: {reused} of {len(parts)} steps done in an earlier run")
+    return BootstrapReplicates.concatenate(parts)
 
 
 def run_studies(

@@ -97,6 +97,30 @@ def test_checkpointed_study_resumes_after_an_interruption_with_identical_results
     assert len(counter) == 3 and len(third) == 1 and _text(other) != plain
 
 
+def test_bootstrap_checkpointed_in_steps_gives_the_same_study(tmp_path, monkeypatch):
+    from fiqa_bench import evaluation
+
+    emb, ids, sigma = synthetic(4, people=30, per_person=8)
+    config = StudyConfig(fmrs=(1e-2,), random_seeds=2, n_boot=5)
+    plain = _text(run_study("q", emb, ids, -sigma, config))
+    monkeypatch.setattr(evaluation, "BOOTSTRAP_CHUNK", 2)
+    real, calls = evaluation.bootstrap_replicates, []
+
+    def interrupted(*args, **kwargs):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(kwargs["start"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "bootstrap_replicates", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_study("q", emb, ids, -sigma, config, checkpoint_dir=tmp_path)
+    assert calls == [0, 2] and len(list(tmp_path.glob("*.json"))) == 2 + 2  # band seeds + two steps
+    monkeypatch.setattr(evaluation, "bootstrap_replicates", _counting(real, resumed := []))
+    assert _text(run_study("q", emb, ids, -sigma, config, checkpoint_dir=tmp_path)) == plain
+    assert len(resumed) == 1  # only the last step (replicate 4) was missing
+
+
 def test_several_measures_share_replicates_and_say_which_beats_which():
     from fiqa_bench.evaluation import run_studies
     from fiqa_bench.metrics import all_vs_all, bootstrap_difference

@@ -157,3 +157,21 @@ def test_replicates_of_many_measures_and_curves_equal_one_at_a_time():
             np.testing.assert_array_equal(together.difference(0, 2, policy, fmr).replicates, pair.replicates)
     with pytest.raises(ValueError, match="no replicates for"):
         together.interval(0, "fixed", 0.01)
+
+
+def test_replicates_computed_in_pieces_equal_one_run():
+    from fiqa_bench.metrics import BootstrapReplicates, bootstrap_replicates
+
+    comp, rng = synthetic(12, n_ids=30)
+    qualities = [rng.random(comp.n_samples), rng.random(comp.n_samples)]
+    options = dict(fmrs=(0.05, 0.2), policies=("recomputed", "fixed"), seed=9, min_false_matches=1)
+    whole = bootstrap_replicates(comp, qualities, n_boot=13, **options)
+    pieces = [bootstrap_replicates(comp, qualities, n_boot=n, start=s, **options) for s, n in ((0, 5), (5, 5), (10, 3))]
+    joined = BootstrapReplicates.concatenate(pieces)
+    np.testing.assert_array_equal(joined.replicates, whole.replicates)
+    np.testing.assert_array_equal(joined.estimates, whole.estimates)
+    other = bootstrap_replicates(comp, qualities, n_boot=2, **{**options, "seed": 10})
+    with pytest.raises(ValueError, match="different runs"):
+        BootstrapReplicates.concatenate([pieces[0], other])
+    with pytest.raises(ValueError, match="start"):
+        bootstrap_replicates(comp, qualities, n_boot=2, start=-1, **options)

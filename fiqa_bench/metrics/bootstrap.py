@@ -170,6 +170,20 @@ class BootstrapReplicates:
                    array(d["estimates"], d["estimates_shape"]), array(d["replicates"], d["replicates_shape"]),
                    int(d["seed"]), dict(d["settings"]))
 
+    @classmethod
+    def concatenate(cls, parts: Sequence[BootstrapReplicates]) -> BootstrapReplicates:
+        """Consecutive pieces of one run (same seed, settings and measures) as the whole run."""
+        if not parts:
+            raise ValueError("nothing to concatenate")
+        first = parts[0]
+        for part in parts[1:]:
+            if (part.statistic, part.policies, part.fmrs, part.seed, part.settings) != (
+                    first.statistic, first.policies, first.fmrs, first.seed, first.settings) or \
+                    not np.array_equal(part.estimates, first.estimates, equal_nan=True):
+                raise ValueError("bootstrap pieces of different runs cannot be concatenated")
+        return cls(first.statistic, first.policies, first.fmrs, first.estimates,
+                   np.concatenate([p.replicates for p in parts]), first.seed, first.settings)
+
     def _at(self, policy: str, fmr: float) -> tuple[int, int]:
         try:
             return self.policies.index(policy), self.fmrs.index(float(fmr))
@@ -211,13 +225,18 @@ def bootstrap_replicates(
     subtract_best: bool = False,
     min_false_matches: int = 10,
     progress: Callable[[int], None] | None = None,
+    start: int = 0,
 ) -> BootstrapReplicates:
     """Draw ``n_boot`` identity replicates once and evaluate every quality set on each (paired).
 
     Replicate ``b`` draws ``n_id`` identities with replacement (the same
     stream as :func:`bootstrap_ci` with this ``seed``); every quality set is
     evaluated with those weights, all policies and FMRs in one evaluation.
-    ``progress`` is called with the number of finished replicates.
+    ``start`` skips the first replicates of the stream (drawn, not
+    evaluated): the replicates ``start .. start + n_boot - 1`` of a longer
+    run, so a long bootstrap can be computed, and checkpointed, in pieces
+    (:meth:`BootstrapReplicates.concatenate`).  ``progress`` is called with
+    the number of finished replicates.
     """
     check_choice("statistic", statistic, ("aoc", "pauc"))
     fmrs = tuple(check_fmr(f) for f in fmrs)
@@ -245,7 +264,11 @@ def bootstrap_replicates(
         return out
 
     estimates = np.stack([stats(p, None) for p in preps])
+    if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
+        raise ValueError(f"start must be a non-negative integer, got {start!r}")
     rng = np.random.default_rng(seed)
+    for _ in range(start):
+        rng.integers(0, n_id, n_id)  # the skipped replicates' draws keep the stream aligned
     reps = np.empty((n_boot, len(preps), len(policies), len(fmrs)))
     for b in range(n_boot):
         w_id = np.bincount(rng.integers(0, n_id, n_id), minlength=n_id).astype(np.float64)
