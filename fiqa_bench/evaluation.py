@@ -20,7 +20,7 @@ qualities of one or more measures, :func:`run_studies` computes
   and the settings only, so every measure shares it.
 
 With a ``checkpoint_dir`` each finished random-band seed and each finished
-bootstrap is kept (:class:`fiqa_bench.cache.StepStore`, keyed by a digest
+step of the bootstrap (:data:`BOOTSTRAP_CHUNK` resamples) is kept (:class:`fiqa_bench.cache.StepStore`, keyed by a digest
 of what it depends on: the band by the embeddings, identities and settings,
 the bootstrap by the qualities as well), so a second run, a run of another
 method on the same data, or a run resumed after an interruption recomputes
@@ -188,7 +188,7 @@ class StudySet:
         import pandas as pd
 
         rows = [{"policy": policy, "fmr": fmr, "a": a, "b": b, "difference": ci.estimate, "ci_low": ci.low,
-                 "ci_high": ci.high, "a_beats_b": bool(ci.low > 0)}
+                 "ci_high": ci.high, "a_beats_b": self.beats(a, b, policy, fmr)}
                 for (policy, fmr), pairs in self.differences.items() for (a, b), ci in pairs.items()]
         return pd.DataFrame(rows, columns=["policy", "fmr", "a", "b", "difference", "ci_low", "ci_high", "a_beats_b"])
 
@@ -226,9 +226,12 @@ def _random_band(comps: Comparisons, n: int, config: StudyConfig, store: StepSto
 BOOTSTRAP_CHUNK = 10
 
 
-def _replicates(comps: Comparisons, qualities: list[np.ndarray], config: StudyConfig, store: StepStore,
-                say: Callable[[str], None]) -> BootstrapReplicates:
-    """Paired identity replicates of every measure's AOC, kept in steps of :data:`BOOTSTRAP_CHUNK`."""
+def _replicates(comps: Comparisons, qualities: list[np.ndarray], estimates: np.ndarray, config: StudyConfig,
+                store: StepStore, say: Callable[[str], None]) -> BootstrapReplicates:
+    """Paired identity replicates of every measure's AOC, kept in steps of :data:`BOOTSTRAP_CHUNK`.
+
+    ``estimates`` ``(M, P, F)``: the measures' AOCs on the full data (their EVRC is already done).
+    """
     measures = f"{len(qualities)} measures, paired" if len(qualities) > 1 else "one measure"
     say(f"bootstrap: {config.n_boot} identity resamples x {len(config.fmrs)} FMRs x {len(config.policies)} "
         f"policies, {measures}")
@@ -241,7 +244,7 @@ def _replicates(comps: Comparisons, qualities: list[np.ndarray], config: StudyCo
             continue
         part = bootstrap_replicates(comps, qualities, statistic="aoc", fmrs=config.fmrs, policies=config.policies,
                                     axis=config.axis, n_boot=min(BOOTSTRAP_CHUNK, config.n_boot - start),
-                                    seed=config.seed, start=start)
+                                    seed=config.seed, start=start, estimates=estimates)
         store.put(f"bootstrap-{start}", {"replicates": part.to_dict()})
         parts.append(part)
     if reused:
@@ -293,7 +296,9 @@ def run_studies(
     result = StudySet(labels, studies)
     if config.n_boot:
         store = StepStore(checkpoint_dir, study_digest(embeddings, identities, qualities, config))
-        replicates = _replicates(comps, qualities, config, store, say)
+        estimates = np.array([[[studies[label].aoc[(p, f)] for f in config.fmrs] for p in config.policies]
+                              for label in labels])
+        replicates = _replicates(comps, qualities, estimates, config, store, say)
         for policy in config.policies:
             for fmr in config.fmrs:
                 for m, label in enumerate(labels):

@@ -175,3 +175,17 @@ def test_replicates_computed_in_pieces_equal_one_run():
         BootstrapReplicates.concatenate([pieces[0], other])
     with pytest.raises(ValueError, match="start"):
         bootstrap_replicates(comp, qualities, n_boot=2, start=-1, **options)
+
+
+def test_given_estimates_are_used_and_checked():
+    from fiqa_bench.metrics import bootstrap_replicates
+
+    comp, rng = synthetic(13, n_ids=20)
+    qualities = [rng.random(comp.n_samples)]
+    options = dict(fmrs=(0.1,), policies=("fixed",), n_boot=4, seed=2, min_false_matches=1)
+    computed = bootstrap_replicates(comp, qualities, **options)
+    given = bootstrap_replicates(comp, qualities, estimates=computed.estimates, **options)
+    np.testing.assert_array_equal(given.replicates, computed.replicates)
+    np.testing.assert_array_equal(given.estimates, computed.estimates)
+    with pytest.raises(ValueError, match="estimates must have shape"):
+        bootstrap_replicates(comp, qualities, estimates=np.zeros((2, 1, 1)), **options)

@@ -226,6 +226,7 @@ def bootstrap_replicates(
     min_false_matches: int = 10,
     progress: Callable[[int], None] | None = None,
     start: int = 0,
+    estimates: np.ndarray | None = None,
 ) -> BootstrapReplicates:
     """Draw ``n_boot`` identity replicates once and evaluate every quality set on each (paired).
 
@@ -235,8 +236,10 @@ def bootstrap_replicates(
     ``start`` skips the first replicates of the stream (drawn, not
     evaluated): the replicates ``start .. start + n_boot - 1`` of a longer
     run, so a long bootstrap can be computed, and checkpointed, in pieces
-    (:meth:`BootstrapReplicates.concatenate`).  ``progress`` is called with
-    the number of finished replicates.
+    (:meth:`BootstrapReplicates.concatenate`).  ``estimates``, shape
+    ``(M, P, F)``: the statistic on the full data when the caller has it
+    already (a study has its EVRC), else computed here.  ``progress`` is
+    called with the number of finished replicates.
     """
     check_choice("statistic", statistic, ("aoc", "pauc"))
     fmrs = tuple(check_fmr(f) for f in fmrs)
@@ -263,13 +266,17 @@ def bootstrap_replicates(
                 out[i, j] = _statistic(result.get(policy, f), statistic, normalised, pauc_limit, subtract_best)
         return out
 
-    estimates = np.stack([stats(p, None) for p in preps])
+    shape = (len(preps), len(policies), len(fmrs))
+    if estimates is None:
+        estimates = np.stack([stats(p, None) for p in preps])
+    elif np.shape(estimates) != shape:
+        raise ValueError(f"estimates must have shape {shape}, got {np.shape(estimates)}")
     if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
         raise ValueError(f"start must be a non-negative integer, got {start!r}")
     rng = np.random.default_rng(seed)
     for _ in range(start):
         rng.integers(0, n_id, n_id)  # the skipped replicates' draws keep the stream aligned
-    reps = np.empty((n_boot, len(preps), len(policies), len(fmrs)))
+    reps = np.empty((n_boot, *shape))
     for b in range(n_boot):
         w_id = np.bincount(rng.integers(0, n_id, n_id), minlength=n_id).astype(np.float64)
         weights = w_id[codes]
@@ -280,7 +287,8 @@ def bootstrap_replicates(
         "axis": axis, "statistic": statistic, "normalised": normalised, "pauc_limit": pauc_limit,
         "subtract_best": subtract_best, "n_identities": n_id, "n_discard_points": len(d), "min_false_matches": mfm,
     }
-    return BootstrapReplicates(statistic, policies, fmrs, estimates, reps, int(seed), settings)
+    return BootstrapReplicates(statistic, policies, fmrs, np.asarray(estimates, dtype=np.float64), reps, int(seed),
+                               settings)
 
 
 def _interval(name: str, estimate: float, reps: np.ndarray, confidence: float, n_boot: int, seed: int,
