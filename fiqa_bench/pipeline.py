@@ -283,6 +283,20 @@ def embed_dataset(
     )
 
 
+def _aligned(
+    dataset: Dataset, template_name: str, cache_dir: Path, settings: AlignmentSettings | None,
+    workers: int | None, progress: bool,
+) -> tuple[list[str], KeyedStore, KeyedStore, np.ndarray, np.ndarray]:
+    """Every sample's face and chip rows made sure of: (keys, faces, chips, failed, reasons)."""
+    settings = settings or AlignmentSettings()
+    workers = workers or min(os.cpu_count() or 1, 8)
+    keys = hash_files(dataset.paths, progress)
+    faces, chips = ensure_chips(dataset.paths, keys, get_template(template_name), settings, cache_dir,
+                                workers, progress)
+    failed, reasons = _face_status(faces, keys)
+    return keys, faces, chips, failed, reasons
+
+
 def dataset_chips(
     dataset: Dataset,
     template_name: str,
@@ -298,12 +312,7 @@ def dataset_chips(
     no face was detected and the fallback box was used), as in
     :func:`embed_dataset`.  Chips come from (and go to) the cache.
     """
-    settings = settings or AlignmentSettings()
-    workers = workers or min(os.cpu_count() or 1, 8)
-    keys = hash_files(dataset.paths, progress)
-    faces, chips = ensure_chips(dataset.paths, keys, get_template(template_name), settings, cache_dir,
-                                workers, progress)
-    failed, reasons = _face_status(faces, keys)
+    keys, _, chips, failed, reasons = _aligned(dataset, template_name, cache_dir, settings, workers, progress)
     return chips.get(keys, ["chip"])["chip"], failed, reasons
 
 
@@ -320,11 +329,7 @@ def dataset_landmarks(
     computed on the way to ``dlib150`` chips when missing).  Failed images
     have NaN landmarks.
     """
-    settings = settings or AlignmentSettings()
-    workers = workers or min(os.cpu_count() or 1, 8)
-    keys = hash_files(dataset.paths, progress)
-    faces, _ = ensure_chips(dataset.paths, keys, get_template("dlib150"), settings, cache_dir, workers, progress)
-    failed, reasons = _face_status(faces, keys)
+    keys, faces, _, failed, reasons = _aligned(dataset, "dlib150", cache_dir, settings, workers, progress)
     marks = faces.get(keys, ["landmarks"])["landmarks"].astype(np.float64)
     marks[failed] = np.nan
     return marks, failed, reasons
