@@ -54,7 +54,7 @@ def difference_table(result: StudySet, policy: str, fmr: float) -> str:
                 continue
             ci = pairs[(a, b)]
             text = f"{ci.estimate:+.3f} [{ci.low:+.3f}, {ci.high:+.3f}]" if np.isfinite(ci.low) else "n/a"
-            cells.append(f"**{text}**" if ci.low > 0 else text)
+            cells.append(f"**{text}**" if result.beats(a, b, policy, fmr) else text)
         rows.append([a, *cells])
     frame = pd.DataFrame(rows, columns=["AOC(row) - AOC(column)", *result.labels])
     return frame.to_markdown(index=False, disable_numparse=True)
