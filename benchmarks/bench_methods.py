@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
 
+from fiqa_bench.context import RunContext
 from fiqa_bench.data import load_dataset
 from fiqa_bench.data.base import Dataset
 from fiqa_bench.method import METHODS, create_method, load_plugins
@@ -42,8 +42,8 @@ def main() -> None:
     devtest = load_dataset("lfw", default_data_root(), "devtest")
     dataset = Dataset("lfw:devtest[:n]", devtest.root, devtest.samples[: args.images])
     cache = resolve_cache_dir()
-    chips, failed, _ = dataset_chips(dataset, "dlib150", cache, progress=False)
-    landmarks, _, _ = dataset_landmarks(dataset, cache, progress=False)
+    chips, failed, _ = dataset_chips(dataset, "dlib150", RunContext(cache, progress=False))
+    landmarks, _, _ = dataset_landmarks(dataset, RunContext(cache, progress=False))
     chips, landmarks = chips[~failed], landmarks[~failed]
     n = len(chips)
     print(f"{n} aligned LFW devtest chips (dlib150), best of {args.repeats}")

@@ -47,6 +47,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from fiqa_bench.context import RunContext
 from fiqa_bench.metrics import all_vs_all, edc_steps_from_samples, evrc  # noqa: E402
 
 FMRS = (1e-2, 1e-3, 1e-4)
@@ -77,7 +78,7 @@ def load_embeddings(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, s
 
                 root = default_data_root()
             ds = load_dataset("lfw", root, "all")
-            e = embed_dataset(ds, create_model("dlib-resnet"), Path(args.cache_dir), progress=False)
+            e = embed_dataset(ds, create_model("dlib-resnet"), RunContext(Path(args.cache_dir), progress=False))
             return np.asarray(e.embeddings), np.asarray(e.identities), "LFW, dlib-resnet embeddings (cached)"
         except (OSError, ValueError, KeyError, ImportError, RuntimeError) as exc:
             print(f"LFW embeddings unavailable ({type(exc).__name__}: {exc}); using synthetic ones", file=sys.stderr)

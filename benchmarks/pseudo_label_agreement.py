@@ -22,6 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_pseudo_labels import load_official, run_official, spearman  # noqa: E402
 
+from fiqa_bench.context import RunContext
 from fiqa_bench.data import load_dataset  # noqa: E402
 from fiqa_bench.paths import default_data_root, resolve_cache_dir  # noqa: E402
 from fiqa_bench.pipeline import embed_dataset  # noqa: E402
@@ -36,7 +37,7 @@ def main() -> None:
     ap.add_argument("--split", default="devtrain")
     args = ap.parse_args()
     dataset = load_dataset("lfw", default_data_root(), args.split)
-    emb = embed_dataset(dataset, create_model("dlib-resnet"), resolve_cache_dir(args.cache_dir), progress=False)
+    emb = embed_dataset(dataset, create_model("dlib-resnet"), RunContext(resolve_cache_dir(args.cache_dir), progress=False))
     ids = emb.identities
     _, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
     keep = counts[inverse] >= 2

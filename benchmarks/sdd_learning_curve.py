@@ -17,6 +17,7 @@ import argparse
 import numpy as np
 from scipy.stats import spearmanr
 
+from fiqa_bench.context import RunContext
 from fiqa_bench.data import load_dataset
 from fiqa_bench.paths import default_data_root, resolve_cache_dir
 from fiqa_bench.pipeline import embed_dataset
@@ -30,8 +31,8 @@ FRACTIONS = (0.125, 0.25, 0.5, 1.0)
 def split_arrays(name: str, cache_dir) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(identities, stage features, SDD pseudo-labels) of one LFW View 1 split."""
     dataset, model = load_dataset("lfw", default_data_root(), name), create_model("dlib-resnet")
-    emb = embed_dataset(dataset, model, cache_dir, progress=False)
-    stages = embed_dataset(dataset, model, cache_dir, progress=False, output="stages")
+    emb = embed_dataset(dataset, model, RunContext(cache_dir, progress=False))
+    stages = embed_dataset(dataset, model, RunContext(cache_dir, progress=False), output="stages")
     return emb.identities, stages.embeddings, sdd_pseudo_labels(emb.embeddings, emb.identities).labels
 
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import spearmanr
 
+from fiqa_bench.context import RunContext
 from fiqa_bench.data import load_dataset
 from fiqa_bench.metrics import all_vs_all, evrc
 from fiqa_bench.metrics.summaries import aoc_or_nan
@@ -65,13 +66,13 @@ class Split:
 
 def load(cache_dir) -> tuple[np.ndarray, np.ndarray, dict[str, Split]]:
     root, model = default_data_root(), create_model("dlib-resnet")
-    full = embed_dataset(load_dataset("lfw", root, "all"), model, cache_dir, progress=False)
+    full = embed_dataset(load_dataset("lfw", root, "all"), model, RunContext(cache_dir, progress=False))
     position = {p: i for i, p in enumerate(full.paths)}
     splits = {}
     for name in SPLITS:
         dataset = load_dataset("lfw", root, name)
-        emb = embed_dataset(dataset, model, cache_dir, progress=False)
-        features = {out: embed_dataset(dataset, model, cache_dir, progress=False, output=out).embeddings
+        emb = embed_dataset(dataset, model, RunContext(cache_dir, progress=False))
+        features = {out: embed_dataset(dataset, model, RunContext(cache_dir, progress=False), output=out).embeddings
                     for out in ("backbone", "stages")}
         splits[name] = Split(np.array([position[p] for p in emb.paths]), emb.identities, emb.embeddings, features)
     return full.embeddings, full.identities, splits

@@ -1,7 +1,7 @@
 """How closely a retraining reproduces the shipped SDD-FIQA model, on this CPU.
 
 Retrains the LFW peopleDevTest model twice with the documented command
-(``train_sdd`` with its defaults), then prints
+(``train_method(SDDLabels(), ...)`` with its defaults), then prints
 
 * whether the two retrainings are bitwise identical (same machine),
 * the largest weight difference to the shipped checkpoint,
@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from scipy.stats import pearsonr, spearmanr
 
+from fiqa_bench.context import RunContext
 from fiqa_bench.data import identity_subset, load_dataset
 from fiqa_bench.method import load_plugins
 from fiqa_bench.metrics import all_vs_all, evrc
@@ -71,7 +72,8 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None, help="save the retrained checkpoint here")
     args = parser.parse_args()
     load_plugins()
-    from fiqa_bench.methods.sdd import SDDFIQA, shipped_checkpoint, train_sdd
+    from fiqa_bench.learned import shipped_checkpoint, train_method
+    from fiqa_bench.methods.sdd import SDDFIQA, SDDLabels
 
     root = default_data_root()
     cache = args.cache_dir or Path(tempfile.mkdtemp(prefix="sdd-repro-"))
@@ -79,18 +81,18 @@ def main() -> None:
     devtest = load_dataset("lfw", root, "devtest")
     heldout = identity_subset(load_dataset("lfw", root, "devtrain"), every=4, min_images=2, max_per_identity=20)
     model = create_model("dlib-resnet")
-    emb = embed_dataset(heldout, model, cache, progress=False)
-    stages = embed_dataset(heldout, model, cache, progress=False, output="stages")
+    emb = embed_dataset(heldout, model, RunContext(cache, progress=False))
+    stages = embed_dataset(heldout, model, RunContext(cache, progress=False), output="stages")
     ok = ~emb.failed
 
     paths, seconds = [], []
     for i in range(2):
         t0 = time.perf_counter()
         paths.append(work / f"retrained-{i}.pt")
-        train_sdd(devtest, "dlib-resnet", cache, paths[-1], progress=False)
+        train_method(SDDLabels(), devtest, "dlib-resnet", RunContext(cache, progress=False), paths[-1])
         seconds.append(time.perf_counter() - t0)
     first, second = (torch.load(p, weights_only=True)["state_dict"] for p in paths)
-    reference_path = args.against or shipped_checkpoint("lfw:devtest")
+    reference_path = args.against or shipped_checkpoint("sdd", "lfw:devtest")
     reference = torch.load(reference_path, weights_only=True)["state_dict"]
     bitwise = all(torch.equal(first[k], second[k]) for k in first)
     max_diff = max(float((first[k] - reference[k]).abs().max()) for k in first)

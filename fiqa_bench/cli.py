@@ -22,9 +22,13 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fiqa_bench.paths import resolve_cache_dir, resolve_data_root
 from fiqa_bench.registry import Registry, UnknownNameError
+
+if TYPE_CHECKING:
+    from fiqa_bench.context import RunContext
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +38,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         "or ~/.cache/fiqa-bench)")
     parser.add_argument("--workers", type=int, default=None, help="processes for face alignment "
                         "(default: CPU count)")
+    parser.add_argument("--device", default="cpu", help="torch device for recognition models (default cpu)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -52,7 +57,6 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--weights", default=None, help="checkpoint for models that load one")
         p.add_argument("--dataset", required=True, help="'lfw' or 'folder:PATH'")
         p.add_argument("--split", default=None, help="dataset split (lfw: all, devtrain, devtest)")
-        p.add_argument("--device", default="cpu", help="torch device (default cpu)")
         if name == "embed":
             p.add_argument("--out", required=True, type=Path, help="output .npz")
         else:
@@ -112,6 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _context(args: argparse.Namespace) -> RunContext:
+    """The run context the common options describe."""
+    from fiqa_bench.context import RunContext, default_workers
+
+    return RunContext(cache_dir=resolve_cache_dir(args.cache_dir), data_root=resolve_data_root(args.data_root),
+                      workers=args.workers or default_workers(), device=args.device,
+                      progress=not args.quiet)
+
+
 def _registry(what: str) -> Registry:
     if what == "models":
         from fiqa_bench.recognition import _builtin  # noqa: F401
@@ -144,12 +157,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 def _embeddings(args: argparse.Namespace):  # noqa: ANN202
     from fiqa_bench.data import load_dataset
     from fiqa_bench.pipeline import embed_dataset
-    from fiqa_bench.recognition import create_model
 
-    dataset = load_dataset(args.dataset, resolve_data_root(args.data_root), args.split)
-    model = create_model(args.model, args.weights, args.device)
-    result = embed_dataset(dataset, model, resolve_cache_dir(args.cache_dir), workers=args.workers,
-                           progress=not args.quiet)
+    context = _context(args)
+    dataset = load_dataset(args.dataset, context.data_root, args.split)
+    result = embed_dataset(dataset, context.model(args.model, args.weights), context)
     return dataset, result
 
 
@@ -213,11 +224,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     for key in ("mode", "epochs", "schedule", "seed"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
-    dataset = load_dataset(args.dataset, resolve_data_root(args.data_root), args.split)
-    cache_dir = resolve_cache_dir(args.cache_dir)
-    out = args.out or cache_dir / "trained" / f"{method}-{args.model}-{dataset.name.replace(':', '-')}.pt"
+    context = _context(args)
+    dataset = load_dataset(args.dataset, context.data_root, args.split)
+    out = args.out or context.cache_dir / "trained" / f"{method}-{args.model}-{dataset.name.replace(':', '-')}.pt"
     start = time.perf_counter()
-    record = TRAINERS.get(method)(dataset, args.model, cache_dir, out, options, args.workers, not args.quiet)
+    record = TRAINERS.get(method)(dataset, args.model, context, out, options)
     print(f"wrote {out} (sha256 {record['sha256'][:16]}...) and {out.with_suffix('.json').name}: "
           f"{record.get('n_labelled', '?')} labelled images, {time.perf_counter() - start:.1f} s")
     return 0
@@ -231,9 +242,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     from fiqa_bench.scoring import score_dataset
 
     method = create_method(args.method, args.weights, args.trained_on, _options(args.set))
-    dataset = load_dataset(args.dataset, resolve_data_root(args.data_root), args.split)
-    table = score_dataset(method, dataset, resolve_cache_dir(args.cache_dir), workers=args.workers,
-                          progress=not args.quiet)
+    context = _context(args)
+    dataset = load_dataset(args.dataset, context.data_root, args.split)
+    table = score_dataset(method, dataset, context)
     table.write_csv(args.out)
     missing = int(np.isnan(table.quality).sum())
     print(f"wrote {args.out}: {len(table.quality)} images, {missing} without a quality score")
@@ -250,9 +261,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = StudyConfig(random_seeds=args.random_seeds, n_boot=args.n_boot, seed=args.seed)
     start = time.perf_counter()
     folder = PROTOCOLS.get(protocol).run(
-        spec.name, data_root=resolve_data_root(args.data_root), cache_dir=resolve_cache_dir(args.cache_dir),
-        out_dir=out, weights=Path(args.weights) if args.weights else None, settings=spec.settings,
-        model=args.model, config=config, workers=args.workers, progress=not args.quiet)
+        spec.name, context=_context(args), out_dir=out, weights=Path(args.weights) if args.weights else None,
+        settings=spec.settings, model=args.model, config=config)
     print((folder / "table.md").read_text())
     print(f"results in {folder} ({time.perf_counter() - start:.0f} s)")
     return 0
@@ -268,8 +278,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     config = StudyConfig(random_seeds=args.random_seeds, n_boot=args.n_boot, seed=args.seed)
     start = time.perf_counter()
     folder = PROTOCOLS.get(protocol).compare(
-        specs, data_root=resolve_data_root(args.data_root), cache_dir=resolve_cache_dir(args.cache_dir),
-        out_dir=out, model=args.model, config=config, workers=args.workers, progress=not args.quiet)
+        specs, context=_context(args), out_dir=out, model=args.model, config=config)
     print((folder / "table.md").read_text())
     print(f"results in {folder} ({time.perf_counter() - start:.0f} s)")
     return 0

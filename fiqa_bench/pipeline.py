@@ -11,14 +11,15 @@ A stage computes only the keys its store lacks, a shard of
 :data:`CHUNK` images at a time, so an interrupted run resumes where it
 stopped and a second identical call only hashes the files and reads the
 cache.  Images that cannot be read get a NaN embedding and a reason; they
-never stop the run.  Detection and chip cutting run in ``workers``
-processes; the network uses torch's threads.
+never stop the run.  Detection and chip cutting run in ``context.workers``
+processes; the network uses torch's threads.  Every stage takes the
+:class:`~fiqa_bench.context.RunContext` (cache, alignment settings, workers,
+device, progress).
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,8 +29,9 @@ import numpy as np
 from tqdm import tqdm
 
 from fiqa_bench.cache import KeyedStore, atomic_write
+from fiqa_bench.context import RunContext
 from fiqa_bench.data import Dataset
-from fiqa_bench.faces.align import AlignmentSettings, FaceAnalysis, ImageResult
+from fiqa_bench.faces.align import FaceAnalysis, ImageResult
 from fiqa_bench.faces.batch import align_images
 from fiqa_bench.faces.templates import ChipTemplate, get_template
 from fiqa_bench.hashing import sha256_file
@@ -136,22 +138,16 @@ def _face_columns(results: list[ImageResult]) -> dict[str, np.ndarray]:
 
 
 def ensure_chips(
-    paths: list[Path],
-    keys: list[str],
-    template: ChipTemplate,
-    settings: AlignmentSettings,
-    cache_dir: Path,
-    workers: int = 2,
-    progress: bool = True,
+    paths: list[Path], keys: list[str], template: ChipTemplate, context: RunContext
 ) -> tuple[KeyedStore, KeyedStore]:
     """Make sure the face and chip stores hold every key; returns (faces, chips).
 
     A key counts as done only when both stores hold it: a chip whose face row
     was lost (say, ``faces/`` deleted by hand) is aligned again.
     """
-    digest = settings.digest()
-    faces = KeyedStore(cache_dir / "faces" / digest)
-    chips = KeyedStore(cache_dir / "chips" / template.name / digest)
+    digest = context.alignment.digest()
+    faces = KeyedStore(context.cache_dir / "faces" / digest)
+    chips = KeyedStore(context.cache_dir / "chips" / template.name / digest)
     missing = set(chips.missing(keys)) | set(faces.missing(keys))
     todo = [k for k in dict.fromkeys(keys) if k in missing]
     if not todo:
@@ -160,9 +156,9 @@ def ensure_chips(
     known_keys = [k for k in todo if k in faces]
     known = dict(zip(known_keys, _faces_from_store(faces, known_keys))) if known_keys else {}
     bar = tqdm(total=len(todo), desc=f"aligning faces ({template.name})", unit="img",
-               disable=not progress, file=sys.stderr)
+               disable=not context.progress, file=sys.stderr)
     jobs = [(str(path_of[k]), (template,), known.get(k)) for k in todo]
-    results = align_images(jobs, settings, workers)
+    results = align_images(jobs, context.alignment, context.workers)
     for chunk_keys in _chunks(todo, CHUNK):
         chunk = [next(results) for _ in chunk_keys]
         new = [(k, r) for k, r in zip(chunk_keys, chunk) if k not in known]
@@ -203,31 +199,21 @@ def _is_load_note(note: str) -> bool:
 
 
 def embed_dataset(
-    dataset: Dataset,
-    model: RecognitionModel,
-    cache_dir: Path,
-    settings: AlignmentSettings | None = None,
-    workers: int | None = None,
-    progress: bool = True,
-    output: str = "embedding",
+    dataset: Dataset, model: RecognitionModel, context: RunContext, output: str = "embedding"
 ) -> Embeddings:
     """Embeddings (or backbone features) of every sample of ``dataset`` by ``model``, through the cache.
 
     Args:
         dataset: the samples.
         model: the recognition model; its card names the chip template.
-        cache_dir: root of the cache.
-        settings: alignment settings (default :class:`AlignmentSettings`).
-        workers: processes for detection/alignment (default: CPU count).
-        progress: show progress bars on stderr.
+        context: cache, alignment settings, workers and progress.
         output: ``"embedding"`` (L2-normalised embeddings), ``"backbone"``
             (the flattened backbone output of a PyTorch model, before the
-            embedding layer; what PFE reads) or ``"stages"`` (each stage's
+            embedding layer; what SER-FIQ and feature-norm read) or ``"stages"`` (each stage's
             output averaged over space, concatenated; what SDD-FIQA's head
             mode reads; see ``TorchRecognitionModel.stage_features``).
     """
-    settings = settings or AlignmentSettings()
-    workers = workers or min(os.cpu_count() or 1, 8)
+    settings = context.alignment
     template = get_template(model.card.template)
     if output == "embedding":
         compute, dim = model.embed, model.card.embedding_dim
@@ -239,15 +225,15 @@ def embed_dataset(
         raise ValueError(f"output must be 'embedding', or 'backbone' or 'stages' of a PyTorch model that "
                          f"has them; got {output!r} for {model.card.name}")
     paths = dataset.paths
-    keys = hash_files(paths, progress)
-    store = KeyedStore(cache_dir / ("embeddings" if output == "embedding" else output)
+    keys = hash_files(paths, context.progress)
+    store = KeyedStore(context.cache_dir / ("embeddings" if output == "embedding" else output)
                        / model.fingerprint()[:32] / settings.digest())
     todo = store.missing(keys)
-    faces = KeyedStore(cache_dir / "faces" / settings.digest())
+    faces = KeyedStore(context.cache_dir / "faces" / settings.digest())
     if todo or faces.missing(keys):
-        faces, chips = ensure_chips(paths, keys, template, settings, cache_dir, workers, progress)
+        faces, chips = ensure_chips(paths, keys, template, context)
         bar = tqdm(total=len(todo), desc=f"{output} ({model.card.name})", unit="img",
-                   disable=not progress, file=sys.stderr)
+                   disable=not context.progress, file=sys.stderr)
         for chunk_keys in _chunks(todo, CHUNK):
             failure = faces.get(chunk_keys, ["failure"])["failure"]
             stack = chips.get(chunk_keys, ["chip"])["chip"]
@@ -284,26 +270,17 @@ def embed_dataset(
 
 
 def _aligned(
-    dataset: Dataset, template_name: str, cache_dir: Path, settings: AlignmentSettings | None,
-    workers: int | None, progress: bool,
+    dataset: Dataset, template_name: str, context: RunContext
 ) -> tuple[list[str], KeyedStore, KeyedStore, np.ndarray, np.ndarray]:
     """Every sample's face and chip rows made sure of: (keys, faces, chips, failed, reasons)."""
-    settings = settings or AlignmentSettings()
-    workers = workers or min(os.cpu_count() or 1, 8)
-    keys = hash_files(dataset.paths, progress)
-    faces, chips = ensure_chips(dataset.paths, keys, get_template(template_name), settings, cache_dir,
-                                workers, progress)
+    keys = hash_files(dataset.paths, context.progress)
+    faces, chips = ensure_chips(dataset.paths, keys, get_template(template_name), context)
     failed, reasons = _face_status(faces, keys)
     return keys, faces, chips, failed, reasons
 
 
 def dataset_chips(
-    dataset: Dataset,
-    template_name: str,
-    cache_dir: Path,
-    settings: AlignmentSettings | None = None,
-    workers: int | None = None,
-    progress: bool = True,
+    dataset: Dataset, template_name: str, context: RunContext
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Aligned chips ``(N, S, S, 3)`` uint8 of every sample, the ``(N,)`` failure mask and reasons.
 
@@ -312,24 +289,18 @@ def dataset_chips(
     no face was detected and the fallback box was used), as in
     :func:`embed_dataset`.  Chips come from (and go to) the cache.
     """
-    keys, _, chips, failed, reasons = _aligned(dataset, template_name, cache_dir, settings, workers, progress)
+    keys, _, chips, failed, reasons = _aligned(dataset, template_name, context)
     return chips.get(keys, ["chip"])["chip"], failed, reasons
 
 
-def dataset_landmarks(
-    dataset: Dataset,
-    cache_dir: Path,
-    settings: AlignmentSettings | None = None,
-    workers: int | None = None,
-    progress: bool = True,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def dataset_landmarks(dataset: Dataset, context: RunContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """dlib's five landmarks ``(N, 5, 2)`` float64 in image pixels, the failure mask and the reasons.
 
     The landmarks are those every chip was cut from (the ``faces`` stage;
     computed on the way to ``dlib150`` chips when missing).  Failed images
     have NaN landmarks.
     """
-    keys, faces, _, failed, reasons = _aligned(dataset, "dlib150", cache_dir, settings, workers, progress)
+    keys, faces, _, failed, reasons = _aligned(dataset, "dlib150", context)
     marks = faces.get(keys, ["landmarks"])["landmarks"].astype(np.float64)
     marks[failed] = np.nan
     return marks, failed, reasons

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from fiqa_bench.cache import KeyedStore, atomic_write
+from fiqa_bench.context import RunContext
 from fiqa_bench.data import Dataset
-from fiqa_bench.faces.align import AlignmentSettings
 from fiqa_bench.method import QualityMethod
 from fiqa_bench.pipeline import dataset_chips, dataset_landmarks, embed_dataset, hash_files
 
@@ -54,46 +54,28 @@ class ScoreTable:
                                  "" if np.isnan(n) else repr(float(n)), reason])
 
 
-def method_inputs(
-    needs: str,
-    dataset: Dataset,
-    cache_dir: Path,
-    settings: AlignmentSettings | None = None,
-    workers: int | None = None,
-    progress: bool = True,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def method_inputs(needs: str, dataset: Dataset, context: RunContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """What a method with card ``needs`` reads, for every sample: (inputs, failed, reasons)."""
-    from fiqa_bench.recognition import create_model
-
     kind, _, argument = needs.partition(":")
     if kind == "chips":
-        return dataset_chips(dataset, argument, cache_dir, settings, workers, progress)
+        return dataset_chips(dataset, argument, context)
     if kind == "landmarks" and argument == "dlib5":
-        return dataset_landmarks(dataset, cache_dir, settings, workers, progress)
+        return dataset_landmarks(dataset, context)
     if kind in ("embeddings", "backbone", "stages"):
         output = "embedding" if kind == "embeddings" else kind
-        result = embed_dataset(dataset, create_model(argument), cache_dir, settings, workers, progress, output)
+        result = embed_dataset(dataset, context.model(argument), context, output)
         return result.embeddings, result.failed, result.reasons
     raise ValueError(f"a method's 'needs' must be chips:<template>, embeddings:<model>, "
                      f"backbone:<model>, stages:<model> or landmarks:dlib5, got {needs!r}")
 
 
-def score_dataset(
-    method: QualityMethod,
-    dataset: Dataset,
-    cache_dir: Path,
-    settings: AlignmentSettings | None = None,
-    workers: int | None = None,
-    progress: bool = True,
-) -> ScoreTable:
+def score_dataset(method: QualityMethod, dataset: Dataset, context: RunContext) -> ScoreTable:
     """Qualities of every sample of ``dataset`` by ``method``, cached per image."""
-    settings = settings or AlignmentSettings()
-    keys = hash_files(dataset.paths, progress)
-    store = KeyedStore(cache_dir / "scores" / method.fingerprint()[:32] / settings.digest())
+    keys = hash_files(dataset.paths, context.progress)
+    store = KeyedStore(context.cache_dir / "scores" / method.fingerprint()[:32] / context.alignment.digest())
     todo = store.missing(keys)
     if todo:
-        inputs, failed, reasons = method_inputs(method.card.needs, dataset, cache_dir, settings, workers,
-                                                progress)
+        inputs, failed, reasons = method_inputs(method.card.needs, dataset, context)
         first_row = {}
         for row, key in enumerate(keys):
             first_row.setdefault(key, row)

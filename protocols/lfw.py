@@ -39,13 +39,13 @@ from typing import Mapping
 
 import numpy as np
 
+from fiqa_bench.context import RunContext
 from fiqa_bench.data import Dataset
 from fiqa_bench.data.lfw import load_lfw
 from fiqa_bench.evaluation import StudyConfig, StudySet, run_studies
 from fiqa_bench.hashing import sha256_json
 from fiqa_bench.method import PROTOCOLS, MethodSpec, QualityMethod, create_method
 from fiqa_bench.pipeline import Embeddings, embed_dataset
-from fiqa_bench.recognition import create_model
 from fiqa_bench.report.plots import plot_evrc
 from fiqa_bench.report.provenance import provenance
 from fiqa_bench.report.tables import studies_markdown
@@ -68,55 +68,46 @@ class LFWProtocol:
         self,
         method: str,
         *,
-        data_root: Path,
-        cache_dir: Path,
+        context: RunContext,
         out_dir: Path,
         weights: Path | None = None,
         settings: Mapping[str, str] | None = None,
         model: str = "dlib-resnet",
         config: StudyConfig = StudyConfig(),
-        workers: int | None = None,
-        progress: bool = True,
     ) -> Path:
         """Evaluate one method and write its results folder; returns its path."""
         spec = MethodSpec.named(method, settings, weights)
-        return self._evaluate([spec], data_root=data_root, cache_dir=cache_dir, out_dir=out_dir, model=model,
-                              config=config, workers=workers, progress=progress)
+        return self._evaluate([spec], context=context, out_dir=out_dir, model=model, config=config)
 
     def compare(
         self,
         methods: list[MethodSpec],
         *,
-        data_root: Path,
-        cache_dir: Path,
+        context: RunContext,
         out_dir: Path,
         model: str = "dlib-resnet",
         config: StudyConfig = StudyConfig(),
-        workers: int | None = None,
-        progress: bool = True,
     ) -> Path:
         """Evaluate several methods on the same comparisons, random band and bootstrap replicates."""
         if not methods:
             raise ValueError("compare needs at least one method")
-        return self._evaluate(methods, data_root=data_root, cache_dir=cache_dir, out_dir=out_dir, model=model,
-                              config=config, workers=workers, progress=progress)
+        return self._evaluate(methods, context=context, out_dir=out_dir, model=model, config=config)
 
-    def _evaluate(self, specs: list[MethodSpec], *, data_root: Path, cache_dir: Path, out_dir: Path, model: str,
-                  config: StudyConfig, workers: int | None, progress: bool) -> Path:
-        say = _say if progress else (lambda message: None)
-        dataset = load_lfw(data_root, self.split)
+    def _evaluate(self, specs: list[MethodSpec], *, context: RunContext, out_dir: Path, model: str,
+                  config: StudyConfig) -> Path:
+        say = _say if context.progress else (lambda message: None)
+        dataset = load_lfw(context.data_root, self.split)
         say(f"{self.name}: embedding {len(dataset)} images with {model}")
-        emb = embed_dataset(dataset, create_model(model), cache_dir, workers=workers, progress=progress)
+        emb = embed_dataset(dataset, context.model(model), context)
         tables, scorers = {}, {}
         for spec in specs:
             say(f"scoring with {spec.label}")
-            tables[spec.label], scorers[spec.label] = self._score(spec, dataset, data_root, cache_dir, workers,
-                                                                  progress)
+            tables[spec.label], scorers[spec.label] = self._score(spec, dataset, context)
             if list(tables[spec.label].paths) != list(emb.paths):
                 raise RuntimeError("internal error: score rows do not follow the dataset order")
         keep = ~emb.failed
         result = run_studies({label: t.quality[keep] for label, t in tables.items()}, emb.embeddings[keep],
-                             emb.identities[keep], config, say, checkpoint_dir=cache_dir / "studies")
+                             emb.identities[keep], config, say, checkpoint_dir=context.cache_dir / "studies")
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         if len(specs) == 1:
@@ -169,19 +160,16 @@ class LFWProtocol:
                             f"deployed {model}, {policy} threshold")
         return names
 
-    def _score(
-        self, spec: MethodSpec, dataset: Dataset, data_root: Path, cache_dir: Path, workers: int | None,
-        progress: bool,
-    ) -> tuple[ScoreTable, list[dict]]:
+    def _score(self, spec: MethodSpec, dataset: Dataset, context: RunContext) -> tuple[ScoreTable, list[dict]]:
         """Scores of every image of the protocol split, cross-fitted when the method is trained."""
         probe = create_method(spec.name, weights=spec.weights, settings=spec.settings)
         if not probe.card.trained or spec.weights is not None:
-            table = score_dataset(probe, dataset, cache_dir, workers=workers, progress=progress)
+            table = score_dataset(probe, dataset, context)
             return table, [_scorer(probe, len(table.paths), "all images (no cross-fitting)")]
         parts, scorers = [], []
         for fold in self.folds:
             method = create_method(spec.name, trained_on=CROSS_FIT[fold], settings=spec.settings)
-            part = score_dataset(method, load_lfw(data_root, fold), cache_dir, workers=workers, progress=progress)
+            part = score_dataset(method, load_lfw(context.data_root, fold), context)
             parts.append(part)
             scorers.append(_scorer(method, len(part.paths), f"lfw:{fold} images"))
         return _merge(parts, dataset.paths), scorers

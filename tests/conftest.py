@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fiqa_bench.context import RunContext
 from fiqa_bench.paths import default_data_root
 
 
@@ -58,7 +59,7 @@ def lfw_devtest_cache(lfw_root: Path, tmp_path_factory: pytest.TempPathFactory) 
     dataset = load_dataset("lfw", lfw_root, "devtest")
     model = create_model("dlib-resnet")
     for output in ("embedding", "backbone", "stages"):
-        embed_dataset(dataset, model, cache, progress=False, output=output)
+        embed_dataset(dataset, model, RunContext(cache, progress=False), output=output)
     return cache
 
 
@@ -80,7 +81,7 @@ def lfw_heldout(lfw_root: Path, tmp_path_factory: pytest.TempPathFactory):
                               max_per_identity=20)
     model = create_model("dlib-resnet")
     for output in ("embedding", "stages"):
-        embed_dataset(dataset, model, cache, progress=False, output=output)
+        embed_dataset(dataset, model, RunContext(cache, progress=False), output=output)
     return dataset, cache
 
 

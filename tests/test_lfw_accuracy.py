@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fiqa_bench.context import RunContext
 from fiqa_bench.data import load_dataset
 from fiqa_bench.metrics.verification import best_threshold_accuracy
 from fiqa_bench.pipeline import embed_dataset
@@ -20,7 +21,7 @@ from fiqa_bench.recognition import create_model
 
 def test_dlib_resnet_on_lfw_devtest(lfw_root: Path, lfw_devtest_cache: Path):
     dataset = load_dataset("lfw", lfw_root, "devtest")
-    result = embed_dataset(dataset, create_model("dlib-resnet"), lfw_devtest_cache, progress=False)
+    result = embed_dataset(dataset, create_model("dlib-resnet"), RunContext(lfw_devtest_cache, progress=False))
     assert result.embeddings.shape == (3708, 128)
     assert not result.failed.any()
     pairs = dataset.pairs["devtest"]

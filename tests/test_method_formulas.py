@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from conftest import random_texture
+from fiqa_bench.context import RunContext
 from fiqa_bench.data import identity_subset, load_dataset
 from fiqa_bench.faces.templates import DLIB_5_POINTS
 from fiqa_bench.method import create_method, load_plugins
@@ -35,7 +36,7 @@ def test_brisque_agrees_with_opencv_contrib_on_lfw_chips(lfw_root: Path, tmp_pat
     except FileNotFoundError as err:
         pytest.skip(str(err))
     dataset = identity_subset(load_dataset("lfw", lfw_root, "devtest"), every=25, max_per_identity=1)
-    chips, failed, _ = dataset_chips(dataset, "dlib150", tmp_path / "cache", workers=1, progress=False)
+    chips, failed, _ = dataset_chips(dataset, "dlib150", RunContext(tmp_path / "cache", workers=1, progress=False))
     chips = chips[~failed]
     assert len(chips) >= 50
     ours = create_method("brisque").native_score(chips)

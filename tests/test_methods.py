@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fiqa_bench.context import RunContext
 import fiqa_bench.method as method_module
 from fiqa_bench.cli import main
 from fiqa_bench.data import load_dataset
@@ -81,7 +82,7 @@ def test_method_conforms(name: str, faces: Path, cache: Path):
     method = create_method(name)
     assert method.card.name == name and isinstance(method.card.higher_is_better, bool)
     dataset = load_dataset(f"folder:{faces}", faces)
-    table = score_dataset(method, dataset, cache, workers=1, progress=False)
+    table = score_dataset(method, dataset, RunContext(cache, workers=1, progress=False))
     n = len(dataset)
     assert table.quality.shape == (n,) and table.quality.dtype == np.float64
     assert table.native.shape == (n,) and table.native.dtype == np.float64
@@ -90,7 +91,7 @@ def test_method_conforms(name: str, faces: Path, cache: Path):
     assert np.isfinite(table.quality[~broken]).all(), table.reasons[~np.isfinite(table.quality)]
     np.testing.assert_array_equal(table.quality, method.card.quality_from_native(table.native))
 
-    inputs, failed, _ = method_inputs(method.card.needs, dataset, cache, workers=1, progress=False)
+    inputs, failed, _ = method_inputs(method.card.needs, dataset, RunContext(cache, workers=1, progress=False))
     again = create_method(name).score(inputs[~failed])  # a new instance, same default seed
     np.testing.assert_array_equal(again, table.quality[~failed])
 
@@ -104,7 +105,7 @@ def test_method_conforms(name: str, faces: Path, cache: Path):
 
 def test_random_seeds_differ_and_ignore_order(faces: Path, cache: Path):
     dataset = load_dataset(f"folder:{faces}", faces)
-    chips, failed, _ = method_inputs("chips:dlib150", dataset, cache, workers=1, progress=False)
+    chips, failed, _ = method_inputs("chips:dlib150", dataset, RunContext(cache, workers=1, progress=False))
     chips = chips[~failed]
     a = create_method("random", settings={"seed": "1"}).score(chips)
     assert not np.array_equal(a, create_method("random").score(chips))
@@ -162,7 +163,7 @@ def test_documented_example_scores_a_folder(example_method: Registry, faces: Pat
 
 def test_documented_example_runs_a_protocol(example_method: Registry, lfw_root: Path, lfw_devtest_cache: Path,
                                             tmp_path: Path):
-    out = PROTOCOLS.get("lfw-devtest").run("rms-contrast", data_root=lfw_root, cache_dir=lfw_devtest_cache,
-                                      out_dir=tmp_path / "res", config=StudyConfig(fmrs=(1e-2,), random_seeds=2,
-                                                                                   n_boot=0), progress=False)
+    context = RunContext(lfw_devtest_cache, lfw_root, progress=False)
+    out = PROTOCOLS.get("lfw-devtest").run("rms-contrast", context=context, out_dir=tmp_path / "res",
+                                           config=StudyConfig(fmrs=(1e-2,), random_seeds=2, n_boot=0))
     assert "rms-contrast" in (out / "table.md").read_text()

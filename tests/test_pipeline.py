@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from conftest import random_texture
+from fiqa_bench.context import RunContext
 from fiqa_bench import pipeline
 from fiqa_bench.faces import batch
 from fiqa_bench.cli import main
@@ -48,7 +49,7 @@ def by_name(result: Embeddings) -> dict[str, int]:
 def test_bad_images_are_recorded_never_fatal(messy_folder: Path, tmp_path: Path):
     dataset = load_dataset(f"folder:{messy_folder}", tmp_path)
     model = create_model("lbp")
-    result = embed_dataset(dataset, model, tmp_path / "cache", workers=2, progress=False)
+    result = embed_dataset(dataset, model, RunContext(tmp_path / "cache", workers=2, progress=False))
     row = by_name(result)
     assert len(result.paths) == 8 and result.embeddings.shape == (8, model.card.embedding_dim)
     assert result.failed.tolist().count(True) == 2
@@ -67,14 +68,14 @@ def test_bad_images_are_recorded_never_fatal(messy_folder: Path, tmp_path: Path)
 def test_second_call_reads_the_cache(messy_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     dataset = load_dataset(f"folder:{messy_folder}", tmp_path)
     model = create_model("lbp")
-    first = embed_dataset(dataset, model, tmp_path / "cache", workers=1, progress=False)
+    first = embed_dataset(dataset, model, RunContext(tmp_path / "cache", workers=1, progress=False))
 
     def boom(*args, **kwargs):
         raise AssertionError("recomputed although cached")
 
     monkeypatch.setattr(batch, "_work", boom)
     monkeypatch.setattr(model, "embed", boom)
-    second = embed_dataset(dataset, model, tmp_path / "cache", workers=1, progress=False)
+    second = embed_dataset(dataset, model, RunContext(tmp_path / "cache", workers=1, progress=False))
     assert np.array_equal(first.embeddings, second.embeddings, equal_nan=True)
     assert first.reasons.tolist() == second.reasons.tolist()
 
@@ -82,15 +83,15 @@ def test_second_call_reads_the_cache(messy_folder: Path, tmp_path: Path, monkeyp
 def test_stage_features_are_cached_per_output(messy_folder: Path, tmp_path: Path):
     dataset = load_dataset(f"folder:{messy_folder}", tmp_path)
     model = create_model("dlib-resnet")
-    stages = embed_dataset(dataset, model, tmp_path / "cache", workers=1, progress=False, output="stages")
-    backbone = embed_dataset(dataset, model, tmp_path / "cache", workers=1, progress=False, output="backbone")
+    stages = embed_dataset(dataset, model, RunContext(tmp_path / "cache", workers=1, progress=False), output="stages")
+    backbone = embed_dataset(dataset, model, RunContext(tmp_path / "cache", workers=1, progress=False), output="backbone")
     assert stages.embeddings.shape == (8, 736) and stages.meta["output"] == "stages"
     assert np.isnan(stages.embeddings[stages.failed]).all() and stages.failed.sum() == 2
     ok = ~stages.failed
     np.testing.assert_allclose(stages.embeddings[ok][:, -256:], backbone.embeddings[ok], rtol=1e-5, atol=1e-6)
     assert (tmp_path / "cache" / "stages").is_dir() and (tmp_path / "cache" / "backbone").is_dir()
     with pytest.raises(ValueError, match="'stages'.*lbp"):
-        embed_dataset(dataset, create_model("lbp"), tmp_path / "cache", workers=1, progress=False, output="stages")
+        embed_dataset(dataset, create_model("lbp"), RunContext(tmp_path / "cache", workers=1, progress=False), output="stages")
 
 
 def test_interrupted_run_resumes(messy_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -112,13 +113,13 @@ def test_interrupted_run_resumes(messy_folder: Path, tmp_path: Path, monkeypatch
 
     monkeypatch.setattr(model, "embed", flaky)
     with pytest.raises(Interrupted):
-        embed_dataset(dataset, model, tmp_path / "cache", workers=1, progress=False)
+        embed_dataset(dataset, model, RunContext(tmp_path / "cache", workers=1, progress=False))
     done = calls[0]
     calls.clear()
     fail_on_call[0] = -1
-    result = embed_dataset(dataset, model, tmp_path / "cache", workers=1, progress=False)
+    result = embed_dataset(dataset, model, RunContext(tmp_path / "cache", workers=1, progress=False))
     assert sum(calls) == 6 - done  # 6 usable images; the first shard was kept
-    reference = embed_dataset(dataset, create_model("lbp"), tmp_path / "fresh", workers=1, progress=False)
+    reference = embed_dataset(dataset, create_model("lbp"), RunContext(tmp_path / "fresh", workers=1, progress=False))
     assert np.array_equal(result.embeddings, reference.embeddings, equal_nan=True)
 
 
@@ -153,7 +154,7 @@ def test_chips_carry_the_upstream_reason_to_chip_reading_methods(messy_folder: P
     from fiqa_bench.scoring import score_dataset
 
     dataset = load_dataset(f"folder:{messy_folder}", tmp_path)
-    chips, failed, reasons = dataset_chips(dataset, "dlib150", tmp_path / "cache", workers=1, progress=False)
+    chips, failed, reasons = dataset_chips(dataset, "dlib150", RunContext(tmp_path / "cache", workers=1, progress=False))
     row = {Path(p).name: i for i, p in enumerate(dataset.paths)}
     assert chips.shape == (8, 150, 150, 3) and failed.sum() == 2
     assert reasons[row["a_corrupt.jpg"]].startswith("corrupt image") and not chips[row["a_corrupt.jpg"]].any()
@@ -166,7 +167,7 @@ def test_chips_carry_the_upstream_reason_to_chip_reading_methods(messy_folder: P
         def native_score(self, inputs: np.ndarray) -> np.ndarray:
             return inputs.reshape(len(inputs), -1).mean(axis=1)
 
-    table = score_dataset(MeanGrey(), dataset, tmp_path / "cache", workers=1, progress=False)
+    table = score_dataset(MeanGrey(), dataset, RunContext(tmp_path / "cache", workers=1, progress=False))
     assert table.reasons[row["a_corrupt.jpg"]].startswith("upstream failure: corrupt image")
     assert table.reasons[row["b_empty.jpg"]].startswith("upstream failure: empty file")
     assert np.isnan(table.quality[row["b_empty.jpg"]]) and np.isfinite(table.quality[row["e_noface.png"]])
@@ -178,9 +179,9 @@ def test_chips_without_their_face_rows_are_aligned_again(messy_folder: Path, tmp
 
     dataset = load_dataset(f"folder:{messy_folder}", tmp_path)
     cache = tmp_path / "cache"
-    chips, failed, reasons = dataset_chips(dataset, "dlib150", cache, workers=1, progress=False)
+    chips, failed, reasons = dataset_chips(dataset, "dlib150", RunContext(cache, workers=1, progress=False))
     shutil.rmtree(cache / "faces")
-    again, failed_again, reasons_again = dataset_chips(dataset, "dlib150", cache, workers=1, progress=False)
+    again, failed_again, reasons_again = dataset_chips(dataset, "dlib150", RunContext(cache, workers=1, progress=False))
     np.testing.assert_array_equal(again, chips)
     np.testing.assert_array_equal(failed_again, failed)
     assert reasons_again.tolist() == reasons.tolist()

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fiqa_bench.context import RunContext
 from fiqa_bench.evaluation import StudyConfig
 from fiqa_bench.method import METHODS, PROTOCOLS, load_plugins
 from fiqa_bench.scoring import ScoreTable
@@ -17,8 +18,8 @@ from fiqa_bench.scoring import ScoreTable
 def test_lfw_devtest_writes_a_complete_results_folder(lfw_root: Path, lfw_devtest_cache: Path, tmp_path: Path):
     load_plugins()
     out = PROTOCOLS.get("lfw-devtest").run(
-        "sdd", data_root=lfw_root, cache_dir=lfw_devtest_cache, out_dir=tmp_path / "res",
-        config=StudyConfig(fmrs=(1e-2, 1e-3), random_seeds=3, n_boot=2), progress=False)
+        "sdd", context=RunContext(lfw_devtest_cache, lfw_root, progress=False), out_dir=tmp_path / "res",
+        config=StudyConfig(fmrs=(1e-2, 1e-3), random_seeds=3, n_boot=2))
     assert {p.name for p in out.iterdir()} == {"table.md", "evrc-recomputed.png", "evrc-fixed.png", "scores.csv",
                                                "study.json", "provenance.json"}
     with open(out / "scores.csv") as fh:
@@ -42,8 +43,8 @@ def test_compare_shares_everything_and_names_no_local_path(lfw_root: Path, lfw_d
     specs = parse_methods("sdd, random,sdd[variant=sdd], sharpness")
     assert [s.label for s in specs] == ["sdd", "random", "sdd[variant=sdd]", "sharpness"]
     out = PROTOCOLS.get("lfw-devtest").compare(
-        specs, data_root=lfw_root, cache_dir=lfw_devtest_cache, out_dir=tmp_path / "cmp",
-        config=StudyConfig(fmrs=(1e-2,), random_seeds=3, n_boot=10), progress=False)
+        specs, context=RunContext(lfw_devtest_cache, lfw_root, progress=False), out_dir=tmp_path / "cmp",
+        config=StudyConfig(fmrs=(1e-2,), random_seeds=3, n_boot=10))
     assert sorted(p.name for p in (out / "scores").iterdir()) == ["random.csv", "sdd.csv", "sdd_variant=sdd.csv",
                                                                   "sharpness.csv"]
     table = (out / "table.md").read_text()

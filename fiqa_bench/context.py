@@ -1,0 +1,68 @@
+"""The run context: where and how a command does its work, passed to every stage.
+
+Every stage of the pipeline (hashing, alignment, embedding, scoring,
+training, protocols) needs the same handful of settings: the dataset root,
+the cache, the alignment settings (part of every cache key), how many
+processes align faces, the torch device and whether to draw progress bars.
+They travel together as one frozen :class:`RunContext` instead of a
+parameter list repeated by every function, so a new setting is added in one
+place and a stage cannot forget to pass one on.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fiqa_bench.faces.align import AlignmentSettings
+from fiqa_bench.paths import default_data_root, resolve_cache_dir
+
+if TYPE_CHECKING:
+    from fiqa_bench.recognition.base import RecognitionModel
+
+#: Alignment processes when none is asked for: the CPU count, at most 8.
+MAX_DEFAULT_WORKERS = 8
+
+
+def default_workers() -> int:
+    """Processes for face alignment when none is given: the CPU count, capped at 8."""
+    return min(os.cpu_count() or 1, MAX_DEFAULT_WORKERS)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Where and how one command runs.
+
+    Attributes:
+        cache_dir: root of the cache (:mod:`fiqa_bench.cache`).
+        data_root: folder holding the datasets (``lfw/``, ``brisque-live/`` ...).
+        alignment: face detection and alignment settings (part of every cache key).
+        workers: processes for face detection and alignment.
+        device: torch device for the recognition models the stages build.
+        progress: draw progress bars on stderr.
+    """
+
+    cache_dir: Path = field(default_factory=resolve_cache_dir)
+    data_root: Path = field(default_factory=default_data_root)
+    alignment: AlignmentSettings = field(default_factory=AlignmentSettings)
+    workers: int = field(default_factory=default_workers)
+    device: str = "cpu"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cache_dir", Path(self.cache_dir))
+        object.__setattr__(self, "data_root", Path(self.data_root))
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+
+    def but(self, **changes: object) -> RunContext:
+        """A copy with ``changes`` (e.g. ``context.but(progress=False)``)."""
+        return replace(self, **changes)
+
+    def model(self, name: str, weights: str | Path | None = None) -> RecognitionModel:
+        """The registered recognition model ``name``, on this context's device."""
+        from fiqa_bench.recognition import create_model
+
+        return create_model(name, str(weights) if weights else None, self.device)
