@@ -149,6 +149,9 @@ class TrainConfig:
             raise ValueError(f"need 0 <= dropout < 1 and huber_delta > 0, got {self.dropout}, {self.huber_delta}")
 
 
+ACTIVATIONS = ("none", "sigmoid")
+
+
 class QualityHead(nn.Module):
     """Backbone features ``(N, F)`` -> qualities ``(N,)``.
 
@@ -156,10 +159,15 @@ class QualityHead(nn.Module):
     ``hidden > 0``: standardise, linear to ``hidden`` units, ReLU, dropout,
     one linear unit.  ``mean`` and ``scale`` (buffers, saved with the head)
     standardise the features; they are 0 and 1 unless set from training data.
+    ``activation="sigmoid"`` squashes the output into (0, 1) (PCNet's
+    confidences); ``"none"`` leaves it unbounded (a regression).
     """
 
-    def __init__(self, in_features: int, dropout: float = 0.5, hidden: int = 0) -> None:
+    def __init__(self, in_features: int, dropout: float = 0.5, hidden: int = 0, activation: str = "none") -> None:
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        self.activation = activation
         self.register_buffer("mean", torch.zeros(in_features))
         self.register_buffer("scale", torch.ones(in_features))
         layers: list[nn.Module] = [nn.Linear(in_features, hidden), nn.ReLU()] if hidden else []
@@ -168,7 +176,8 @@ class QualityHead(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         x = (features.flatten(1) - self.mean) / self.scale
-        return self.out(self.body(x)).squeeze(1)
+        y = self.out(self.body(x)).squeeze(1)
+        return torch.sigmoid(y) if self.activation == "sigmoid" else y
 
 
 class QualityEnsemble(nn.Module):
@@ -178,11 +187,13 @@ class QualityEnsemble(nn.Module):
     prediction (see the module docstring).
     """
 
-    def __init__(self, in_features: int, members: int = 1, dropout: float = 0.5, hidden: int = 0) -> None:
+    def __init__(
+        self, in_features: int, members: int = 1, dropout: float = 0.5, hidden: int = 0, activation: str = "none"
+    ) -> None:
         super().__init__()
         if members < 1:
             raise ValueError(f"an ensemble needs at least one member, got {members}")
-        self.members = nn.ModuleList(QualityHead(in_features, dropout, hidden) for _ in range(members))
+        self.members = nn.ModuleList(QualityHead(in_features, dropout, hidden, activation) for _ in range(members))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return torch.stack([head(features) for head in self.members]).mean(dim=0)
@@ -222,18 +233,31 @@ def _check_labels(labels: np.ndarray, n: int) -> torch.Tensor:
     return torch.from_numpy(labels).float()
 
 
-def _fit(
+Batch = tuple[torch.Tensor, ...]
+#: ``loss(model, batch) -> scalar``: what one training step minimises.
+LossFn = Callable[[nn.Module, Batch], torch.Tensor]
+
+
+def fit_module(
     model: nn.Module,
     parameters: list[nn.Parameter],
-    batches: Callable[[torch.Generator], list[tuple[torch.Tensor, torch.Tensor]]],
+    batches: Callable[[torch.Generator], list[Batch]],
+    loss: LossFn,
     config: TrainConfig,
-    progress: Callable[[int, float], None] | None,
     log: TrainLog,
     member: int = 0,
+    progress: Callable[[int, float], None] | None = None,
 ) -> None:
+    """Adam on ``parameters`` with ``config``'s schedule for ``config.epochs`` epochs, minimising ``loss``.
+
+    ``batches(generator)`` returns one epoch's batches (shuffled from the
+    generator, seeded ``config.seed + member``); the epoch's loss logged is
+    the mean of the batch losses weighted by batch length.  This is the one
+    training loop of every learned method (SDD-FIQA, FaceQnet, CR-FIQA,
+    PCNet, PFE): a method supplies its batches and its loss.
+    """
     schedule = SCHEDULES[config.schedule]
     optimiser = torch.optim.Adam(parameters, lr=schedule.lr, weight_decay=schedule.weight_decay)
-    loss_fn = nn.HuberLoss(delta=config.huber_delta)
     gen = torch.Generator().manual_seed(config.seed + member)
     for epoch in range(config.epochs):
         lr = schedule.lr_at(epoch)
@@ -241,21 +265,68 @@ def _fit(
             group["lr"] = lr
         model.train()
         total, count = 0.0, 0
-        for x, y in batches(gen):
+        for batch in batches(gen):
             optimiser.zero_grad()
-            loss = loss_fn(model(x), y)
-            loss.backward()
+            value = loss(model, batch)
+            value.backward()
             optimiser.step()
-            total += float(loss.detach()) * len(y)
-            count += len(y)
+            total += float(value.detach()) * len(batch[0])
+            count += len(batch[0])
         log.add(epoch, lr, total / count, member)
         if progress is not None:
             progress(epoch, total / count)
     model.eval()
 
 
-def _new_log(config: TrainConfig) -> TrainLog:
+def huber_loss(config: TrainConfig) -> LossFn:
+    """Eq. 12 on ``(x, y)`` batches: ``HuberLoss(delta=zeta)(model(x), y)``."""
+    huber = nn.HuberLoss(delta=config.huber_delta)
+    return lambda model, batch: huber(model(batch[0]), batch[1])
+
+
+def new_log(config: TrainConfig) -> TrainLog:
+    """An empty training log recording ``config`` and its schedule's values."""
     return TrainLog(config=asdict(config) | {"schedule_values": asdict(SCHEDULES[config.schedule])})
+
+
+def check_features(features: np.ndarray) -> torch.Tensor:
+    """Finite ``(N, F)`` features as a float32 tensor; ValueError otherwise."""
+    features = np.asarray(features, dtype=np.float32)
+    if features.ndim != 2 or len(features) == 0:
+        raise ValueError(f"features must be a non-empty (N, F) array, got shape {features.shape}")
+    if not np.isfinite(features).all():
+        raise ValueError("features contain NaN or inf; drop failed images first")
+    return torch.from_numpy(features)
+
+
+def train_ensemble(
+    x: torch.Tensor,
+    config: TrainConfig,
+    batches: Callable[[torch.Generator], list[Batch]],
+    loss: LossFn,
+    activation: str = "none",
+    initial_output: float = 0.0,
+    progress: Callable[[int, float], None] | None = None,
+) -> tuple[QualityEnsemble, TrainLog]:
+    """Train ``config.ensemble`` :class:`QualityHead` s on frozen features ``x`` with ``loss``.
+
+    Member ``j`` is initialised, shuffled and dropped out from seed
+    ``config.seed + j``.  Features are standardised with their training mean
+    and deviation (stored in each head); each output bias starts at
+    ``initial_output`` (before the activation).
+    """
+    ensemble = QualityEnsemble(x.shape[1], config.ensemble, config.dropout, config.hidden, activation)
+    log = new_log(config)
+    for member in range(config.ensemble):
+        torch.manual_seed(config.seed + member)
+        head = QualityHead(x.shape[1], config.dropout, config.hidden, activation)
+        with torch.no_grad():
+            head.mean.copy_(x.mean(0))
+            head.scale.copy_(x.std(0).clamp_min(1e-6))
+            head.out.bias.fill_(initial_output)
+        fit_module(head, list(head.parameters()), batches, loss, config, log, member, progress)
+        ensemble.members[member] = head
+    return ensemble.eval(), log
 
 
 def train_head(
@@ -264,37 +335,20 @@ def train_head(
     config: TrainConfig,
     progress: Callable[[int, float], None] | None = None,
 ) -> tuple[QualityEnsemble, TrainLog]:
-    """Train ``config.ensemble`` :class:`QualityHead` s on frozen features ``(N, F)`` (mode "head").
+    """Regress ``labels`` from frozen features ``(N, F)`` with the Huber loss (mode "head").
 
-    Member ``j`` is initialised, shuffled and dropped out from seed
-    ``config.seed + j``.  Features are standardised with their training mean
-    and deviation (stored in each head); each output bias starts at the
-    median label.
+    :func:`train_ensemble` with shuffled ``(x, y)`` batches; each output bias
+    starts at the median label.
     """
-    features = np.asarray(features, dtype=np.float32)
-    if features.ndim != 2 or len(features) == 0:
-        raise ValueError(f"features must be a non-empty (N, F) array, got shape {features.shape}")
-    if not np.isfinite(features).all():
-        raise ValueError("features contain NaN or inf; drop failed images first")
-    y = _check_labels(labels, len(features))
-    x = torch.from_numpy(features)
-    ensemble = QualityEnsemble(x.shape[1], config.ensemble, config.dropout, config.hidden)
-    log = _new_log(config)
+    x = check_features(features)
+    y = _check_labels(labels, len(x))
 
-    def batches(gen: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(gen: torch.Generator) -> list[Batch]:
         order = torch.randperm(len(x), generator=gen)
         return [(x[idx], y[idx]) for idx in order.split(config.batch_size)]
 
-    for member in range(config.ensemble):
-        torch.manual_seed(config.seed + member)
-        head = QualityHead(x.shape[1], config.dropout, config.hidden)
-        with torch.no_grad():
-            head.mean.copy_(x.mean(0))
-            head.scale.copy_(x.std(0).clamp_min(1e-6))
-            head.out.bias.fill_(float(y.median()))
-        _fit(head, list(head.parameters()), batches, config, progress, log, member)
-        ensemble.members[member] = head
-    return ensemble.eval(), log
+    return train_ensemble(x, config, batches, huber_loss(config), initial_output=float(y.median()),
+                          progress=progress)
 
 
 def train_full(
@@ -317,15 +371,15 @@ def train_full(
     model = QualityRegressor(network, head)
     raw = torch.from_numpy(chips)
 
-    def batches(gen: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(gen: torch.Generator) -> list[Batch]:
         order = torch.randperm(len(raw), generator=gen)
         return [(network.preprocess(raw[idx]), y[idx]) for idx in order.split(config.batch_size)]
 
     parameters = list(network.backbone.parameters()) + list(head.parameters())
     for p in parameters:
         p.requires_grad_(True)
-    log = _new_log(config)
-    _fit(model, parameters, batches, config, progress, log)
+    log = new_log(config)
+    fit_module(model, parameters, batches, huber_loss(config), config, log, progress=progress)
     return model, log
 
 

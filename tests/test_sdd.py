@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from fiqa_bench.context import RunContext
 from fiqa_bench.cli import main
 from fiqa_bench.data import load_dataset
 from fiqa_bench.hashing import sha256_file
@@ -45,8 +46,9 @@ def test_train_and_score_a_folder(small_folder: Path, tmp_path: Path, capsys: py
     record = json.loads(ckpt.with_suffix(".json").read_text())
     assert record["sha256"] == sha256_file(ckpt)
     assert record["n_images"] == 18 and record["n_failed_images"] == 1
-    assert record["n_singletons"] == 1 and record["n_labelled"] == 16
-    assert record["labels"] == {"m": 3, "repetitions": 4, "seed": 0, "variant": "sdd"}
+    assert record["n_labelled"] == 16  # one identity has a single image: no label
+    assert record["labels"] == {"m": 3, "repetitions": 4, "label_seed": 0, "variant": "sdd"}
+    assert record["method"] == "sdd" and record["head"]["kind"] == "regression"
     assert "git" in record["provenance"]
 
     out = tmp_path / "scores.csv"
@@ -69,8 +71,8 @@ def test_full_mode_checkpoint_scores_chips(small_folder: Path, tmp_path: Path, c
     assert (record["mode"], record["features"], record["ensemble"], record["hidden"]) == ("full", "chips", 1, 0)
     method = create_method("sdd", weights=ckpt)
     assert method.card.needs == "chips:dlib150"
-    table = score_dataset(method, load_dataset(f"folder:{small_folder}", tmp_path), cache, workers=1,
-                          progress=False)
+    table = score_dataset(method, load_dataset(f"folder:{small_folder}", tmp_path), RunContext(cache, workers=1,
+                          progress=False))
     broken = [i for i, p in enumerate(table.paths) if p.endswith("broken.jpg")][0]
     assert np.isfinite(np.delete(table.quality, broken)).all()
     assert table.reasons[broken] == "upstream failure: empty file"
@@ -85,13 +87,14 @@ def test_training_options_are_checked(small_folder: Path, tmp_path: Path, capsys
 
 def test_shipped_models_are_what_their_records_say():
     load_plugins()
-    from fiqa_bench.methods.sdd import WEIGHTS_DIR, shipped_checkpoint
+    from fiqa_bench.learned import shipped_checkpoint, weights_dir
+    from fiqa_bench.methods.sdd import SDDLabels
 
-    shipped = sorted(WEIGHTS_DIR.glob("sdd*.pt"))
+    shipped = sorted(weights_dir().glob("sdd*.pt"))
     assert len(shipped) == 4  # sdd and pos-only labels, each cross-fitted over LFW View 1
     for variant in ("sdd", "pos-only"):
         for trained_on in ("lfw:devtrain", "lfw:devtest"):
-            path = shipped_checkpoint(trained_on, variant=variant)
+            path = shipped_checkpoint(SDDLabels(variant=variant).stem, trained_on)
             assert path in shipped
             record = json.loads(path.with_suffix(".json").read_text())
             assert record["sha256"] == sha256_file(path) and record["trained_on"] == trained_on
@@ -108,7 +111,6 @@ def test_shipped_models_are_what_their_records_say():
         create_method("sdd", settings={"variant": "neg-only"})
     with pytest.raises(ValueError, match="variant must be one of"):
         create_method("sdd", settings={"variant": "best"})
-    assert WEIGHTS_DIR.is_dir()
 
 
 #: What a retrained model must share with the shipped one on held-out people (the
@@ -141,23 +143,25 @@ def test_shipped_devtest_model_is_reproduced(lfw_root: Path, lfw_devtest_cache: 
     from fiqa_bench.metrics.summaries import aoc_or_nan
 
     load_plugins()
-    from fiqa_bench.methods.sdd import SDDFIQA, shipped_checkpoint, train_sdd
+    from fiqa_bench.learned import shipped_checkpoint, train_method
+    from fiqa_bench.methods.sdd import SDDFIQA, SDDLabels
 
     devtest = load_dataset("lfw", lfw_root, "devtest")
-    records = [train_sdd(devtest, "dlib-resnet", lfw_devtest_cache, tmp_path / f"retrained-{i}.pt", progress=False)
+    context = RunContext(lfw_devtest_cache, progress=False)
+    records = [train_method(SDDLabels(), devtest, "dlib-resnet", context, tmp_path / f"retrained-{i}.pt")
                for i in range(2)]
     first, second = (torch.load(tmp_path / f"retrained-{i}.pt", weights_only=True) for i in range(2))
     assert first["meta"] == second["meta"]
     for key, value in first["state_dict"].items():  # (the files differ: torch names the archive after the file)
         assert torch.equal(value, second["state_dict"][key]), f"two trainings on one machine differ in {key}"
-    shipped_path = shipped_checkpoint("lfw:devtest")
+    shipped_path = shipped_checkpoint("sdd", "lfw:devtest")
     shipped = torch.load(shipped_path, weights_only=True)
     assert shipped["meta"]["n_labelled"] == records[0]["n_labelled"] == 2493
 
     heldout, cache = lfw_heldout
     model = create_model("dlib-resnet")
-    emb = embed_dataset(heldout, model, cache, progress=False)
-    stages = embed_dataset(heldout, model, cache, progress=False, output="stages")
+    emb = embed_dataset(heldout, model, RunContext(cache, progress=False))
+    stages = embed_dataset(heldout, model, RunContext(cache, progress=False), output="stages")
     assert not emb.failed.any()
     ours = SDDFIQA(tmp_path / "retrained-0.pt").score(stages.embeddings)
     theirs = SDDFIQA(shipped_path).score(stages.embeddings)
@@ -184,12 +188,12 @@ def test_shipped_devtest_model_is_reproduced(lfw_root: Path, lfw_devtest_cache: 
 def test_scores_are_cached(small_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     method = create_method("sdd", trained_on="lfw:devtest")
     dataset = load_dataset(f"folder:{small_folder}", tmp_path)
-    first = score_dataset(method, dataset, tmp_path / "c", workers=1, progress=False)
+    first = score_dataset(method, dataset, RunContext(tmp_path / "c", workers=1, progress=False))
     assert np.isnan(first.quality).sum() == 1 and np.isfinite(first.quality).sum() == 17
 
     def boom(*args, **kwargs):
         raise AssertionError("scored again although cached")
 
     monkeypatch.setattr(method, "native_score", boom)
-    second = score_dataset(method, dataset, tmp_path / "c", workers=1, progress=False)
+    second = score_dataset(method, dataset, RunContext(tmp_path / "c", workers=1, progress=False))
     assert np.array_equal(first.quality, second.quality, equal_nan=True)

@@ -1,0 +1,386 @@
+"""Learned quality methods: what to learn from a recognition model, a head that learns it, checkpoints.
+
+SDD-FIQA, FaceQnet, CR-FIQA, PCNet and PFE all learn the same way here:
+
+1. the recognition model embeds the training images (cached, :mod:`fiqa_bench.pipeline`);
+2. the method's :class:`Objective` turns the embeddings and identities into
+   what it learns from: per-image labels (:class:`RegressionObjective`,
+   fitted with the Huber loss of SDD-FIQA Eq. 12), or its own batches and
+   loss (PCNet's mated pairs, PFE's mutual likelihood);
+3. a head on the model's frozen features (pooled stage outputs by default;
+   see :mod:`fiqa_bench.quality_regression` for why) is fitted by the one
+   training loop, :func:`~fiqa_bench.quality_regression.fit_module`;
+4. the head is written with its meta, and beside it a JSON record with its
+   sha256, the training log and the command that reproduces it.
+
+A method file holds only what is particular to it: its objective and, when
+its head is not the regression ensemble, how that head is built
+(:data:`HEADS`).  Loading checkpoints, the shipped cross-fitted models'
+names, ``fiqa-bench train --method M`` and the score interface come from
+:class:`LearnedQualityMethod` and :func:`register_learned`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from fiqa_bench.context import RunContext
+from fiqa_bench.data import Dataset
+from fiqa_bench.hashing import sha256_file, sha256_json
+from fiqa_bench.method import METHODS, TRAINERS, MethodCard, QualityMethod, constructor_settings
+from fiqa_bench.pipeline import dataset_chips, dataset_landmarks, embed_dataset
+from fiqa_bench.quality_regression import (
+    QualityEnsemble,
+    QualityHead,
+    QualityRegressor,
+    TrainConfig,
+    TrainLog,
+    predict_head,
+    train_full,
+    train_head,
+)
+from fiqa_bench.report.provenance import provenance
+
+CHECKPOINT_FORMAT = 2
+DEFAULT_TRAINED_ON = "lfw:devtrain"
+
+
+def weights_dir() -> Path:
+    """``methods/weights/``: where the shipped checkpoints live (installed as ``fiqa_bench/methods/weights``)."""
+    return Path(importlib.import_module("fiqa_bench.methods").__file__).resolve().parent / "weights"
+
+
+def shipped_checkpoint(stem: str, trained_on: str, model: str = "dlib-resnet", mode: str = "head") -> Path:
+    """``methods/weights/<stem>-<model>-<mode>-<trained_on>.pt``, e.g. ``sdd-dlib-resnet-head-lfw-devtrain.pt``."""
+    return weights_dir() / f"{stem}-{model}-{mode}-{trained_on.replace(':', '-')}.pt"
+
+
+# --- what an objective learns from -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """The usable images of a training dataset, as an objective sees them.
+
+    Attributes:
+        dataset: the whole dataset.
+        rows: indices into ``dataset`` of the images used (those the recognition model embedded).
+        embeddings: ``(n, D)`` unit embeddings of those images by ``model``.
+        identities: ``(n,)`` their identities.
+        features: ``(n, F)`` what the head reads (stage or backbone features), or
+            ``(n, S, S, 3)`` uint8 chips in full mode.
+        model: the recognition model's registry name.
+        context: the run context (for objectives that need more inputs).
+        n_failed: images of the dataset left out because they could not be embedded.
+    """
+
+    dataset: Dataset
+    rows: np.ndarray
+    embeddings: np.ndarray
+    identities: np.ndarray
+    features: np.ndarray
+    model: str
+    context: RunContext
+    n_failed: int
+
+    def embeddings_of(self, model: str) -> np.ndarray:
+        """``(n, D')`` unit embeddings of the same images by another registered model (NaN where it failed)."""
+        return embed_dataset(self.dataset, self.context.model(model), self.context).embeddings[self.rows]
+
+    def landmarks(self) -> np.ndarray:
+        """``(n, 5, 2)`` dlib landmarks of the images, in image pixels."""
+        return dataset_landmarks(self.dataset, self.context)[0][self.rows]
+
+    def chips(self, template: str) -> np.ndarray:
+        """``(n, S, S, 3)`` uint8 aligned chips of the images."""
+        return dataset_chips(self.dataset, template, self.context)[0][self.rows]
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A trained head, its log, how to rebuild it (``spec``) and label statistics for the record."""
+
+    head: nn.Module
+    log: TrainLog
+    spec: dict
+    stats: dict
+
+
+class Objective(ABC):
+    """What a learned method learns; subclasses are frozen dataclasses whose fields are its settings.
+
+    Class attributes:
+        method: the registry name of the method.
+        config_defaults: training settings it prefers over :class:`TrainConfig`'s
+            defaults in head mode (e.g. PFE reads ``features="backbone"``).
+        selectors: the settings that choose among shipped checkpoints (part of ``stem``).
+    """
+
+    method: ClassVar[str]
+    config_defaults: ClassVar[Mapping[str, Any]] = {}
+    selectors: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def stem(self) -> str:
+        """First part of the shipped checkpoint's name: the method, then any non-default selector."""
+        parts = [self.method]
+        defaults = type(self)()
+        parts += [str(getattr(self, k)) for k in self.selectors if getattr(self, k) != getattr(defaults, k)]
+        return "-".join(parts)
+
+    def settings(self) -> dict:
+        """The settings as recorded in the checkpoint."""
+        return asdict(self) if dataclasses.is_dataclass(self) else {}
+
+    @abstractmethod
+    def fit(self, data: TrainingSet, config: TrainConfig) -> Fitted:
+        """Train a head on ``data`` (see :class:`RegressionObjective` for the common case)."""
+
+
+def regression_spec(in_features: int, config: TrainConfig, activation: str = "none") -> dict:
+    """How to rebuild a :class:`QualityEnsemble` (head mode) or a :class:`QualityRegressor` (full mode)."""
+    return {"kind": "regression", "in_features": int(in_features), "hidden": int(config.hidden),
+            "ensemble": int(config.ensemble), "dropout": float(config.dropout), "activation": activation}
+
+
+class RegressionObjective(Objective):
+    """Per-image labels, regressed with the Huber loss (SDD-FIQA Eq. 12) by the head ensemble."""
+
+    @abstractmethod
+    def labels(self, data: TrainingSet) -> np.ndarray:
+        """``(n,)`` float64 label per image of ``data``; NaN = no label (left out of training)."""
+
+    def fit(self, data: TrainingSet, config: TrainConfig) -> Fitted:
+        target = np.asarray(self.labels(data), dtype=np.float64)
+        if target.shape != (len(data.rows),):
+            raise RuntimeError(f"{self.method}: labels have shape {target.shape}, expected ({len(data.rows)},)")
+        use = np.isfinite(target)
+        if use.sum() < 2:
+            raise ValueError(f"{data.dataset.name}: only {int(use.sum())} images have a {self.method} label; "
+                             "it needs identities with at least two images")
+        if config.mode == "head":
+            head, log = train_head(data.features[use], target[use], config)
+            spec = regression_spec(data.features.shape[1], config)
+        else:
+            network = data.context.model(data.model).network
+            head, log = train_full(network, data.features[use], target[use], config)
+            spec = regression_spec(network.backbone_dim, config)
+        stats = {"n_labelled": int(use.sum()),
+                 "label_stats": {"mean": float(np.mean(target[use])), "std": float(np.std(target[use]))}}
+        return Fitted(head, log, spec, stats)
+
+
+# --- heads -------------------------------------------------------------------------------------------
+
+#: Head builders by ``spec["kind"]``: ``builder(spec, meta) -> nn.Module`` mapping features to native scores.
+HEADS: dict[str, Callable[[dict, dict], nn.Module]] = {}
+
+
+def _regression_head(spec: dict, meta: dict) -> nn.Module:
+    if meta["mode"] == "head":
+        return QualityEnsemble(spec["in_features"], spec["ensemble"], spec["dropout"], spec["hidden"],
+                               spec.get("activation", "none"))
+    from fiqa_bench.recognition import create_model
+
+    network = create_model(meta["model"]).network
+    return QualityRegressor(network, QualityHead(spec["in_features"], spec["dropout"], spec["hidden"]))
+
+
+HEADS["regression"] = _regression_head
+
+
+def head_spec(meta: dict) -> dict:
+    """The head's spec; checkpoints written before specs existed (SDD's) describe it in ``meta``."""
+    if "head" in meta:
+        return meta["head"]
+    return {"kind": "regression", "in_features": meta["in_features"], "hidden": meta["hidden"],
+            "ensemble": meta["ensemble"], "dropout": meta["dropout"], "activation": "none"}
+
+
+# --- the method ----------------------------------------------------------------------------------------
+
+
+class LearnedQualityMethod(QualityMethod):
+    """A learned method loaded from its checkpoint; subclasses name their :class:`Objective`.
+
+    Class attributes:
+        objective: the objective class (its fields are the training settings).
+        paper: citation for the card.
+        higher_is_better: whether the head's output grows with quality.
+    """
+
+    objective: ClassVar[type[Objective]]
+    paper: ClassVar[str]
+    higher_is_better: ClassVar[bool] = True
+
+    def __init__(self, checkpoint: Path) -> None:
+        checkpoint = Path(checkpoint)
+        name = self.objective.method
+        if not checkpoint.is_file():
+            raise FileNotFoundError(f"{name} checkpoint {checkpoint} does not exist")
+        try:
+            payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - any unpickling failure is the same user error
+            raise ValueError(f"{checkpoint} is not a readable {name} checkpoint: {err}") from None
+        if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{checkpoint} is not a fiqa-bench checkpoint of format {CHECKPOINT_FORMAT}")
+        self.meta: dict = payload["meta"]
+        trained_for = self.meta.get("method", "sdd")
+        if trained_for != name:
+            raise ValueError(f"{checkpoint} holds a {trained_for} model, not a {name} one")
+        spec = head_spec(self.meta)
+        self.head = HEADS[spec["kind"]](spec, self.meta)
+        self.head.load_state_dict(payload["state_dict"])
+        self.head.eval()
+        self._digest = sha256_file(checkpoint)
+        model = self.meta["model"]
+        needs = f"{self.meta['features']}:{model}" if self.meta["mode"] == "head" else f"chips:{self.meta['template']}"
+        self.card = MethodCard(name=name, paper=self.paper, higher_is_better=self.higher_is_better, needs=needs,
+                               trained=True, weights=str(checkpoint), weights_sha256=self._digest)
+
+    @classmethod
+    def create(
+        cls,
+        weights: Path | None = None,
+        trained_on: str | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> LearnedQualityMethod:
+        """A checkpoint (``weights``), or the shipped model trained on ``trained_on`` (default
+        ``lfw:devtrain``) for the recognition model ``model`` (setting, default dlib-resnet) and the
+        objective's selectors (e.g. SDD's ``variant``)."""
+        settings = dict(settings or {})
+        model = str(settings.pop("model", "dlib-resnet"))
+        known = ("model", *cls.objective.selectors)
+        unknown = sorted(set(settings) - set(known))
+        if unknown:
+            raise ValueError(f"method {cls.objective.method!r} has no setting {', '.join(unknown)}; "
+                             f"its settings: {', '.join(known)}")
+        objective = cls.objective(**constructor_settings(cls.objective, settings))
+        if weights is not None and trained_on is not None:
+            raise ValueError("give either weights (a checkpoint) or trained_on (a shipped model), not both")
+        if weights is not None:
+            return cls(weights)
+        path = shipped_checkpoint(objective.stem, trained_on or DEFAULT_TRAINED_ON, model)
+        if not path.is_file():
+            shipped = sorted(p.name for p in weights_dir().glob(f"{cls.objective.method}-*.pt"))
+            raise FileNotFoundError(f"no shipped {objective.method} model {path.name}; shipped: {shipped or 'none'}; "
+                                    f"train one with 'fiqa-bench train --method {objective.method} --model {model}'")
+        return cls(path)
+
+    def fingerprint(self) -> str:
+        return sha256_json({"method": self.card.name, "checkpoint": self._digest})
+
+    def native_score(self, inputs: np.ndarray) -> np.ndarray:
+        """The head's output for each sample (float64; NaN rows stay NaN)."""
+        if self.meta["mode"] == "head":
+            return predict_head(self.head, inputs)
+        out = np.empty(len(inputs))
+        network = self.head.network
+        with torch.inference_mode():
+            for start in range(0, len(inputs), 64):
+                x = network.preprocess(torch.from_numpy(np.ascontiguousarray(inputs[start : start + 64])))
+                out[start : start + 64] = self.head(x).double().numpy()
+        return out
+
+
+# --- training ------------------------------------------------------------------------------------------
+
+
+def training_set(dataset: Dataset, model_name: str, context: RunContext, features: str) -> TrainingSet:
+    """The embeddings and head inputs of every image of ``dataset`` that ``model_name`` could embed."""
+    model = context.model(model_name)
+    emb = embed_dataset(dataset, model, context)
+    rows = np.flatnonzero(~emb.failed)
+    if features == "chips":
+        inputs = dataset_chips(dataset, model.card.template, context)[0][rows]
+    else:
+        inputs = embed_dataset(dataset, model, context, output=features).embeddings[rows]
+    return TrainingSet(dataset=dataset, rows=rows, embeddings=emb.embeddings[rows],
+                       identities=emb.identities[rows], features=inputs, model=model_name, context=context,
+                       n_failed=int(emb.failed.sum()))
+
+
+def train_method(
+    objective: Objective, dataset: Dataset, model_name: str, context: RunContext, out: Path,
+    config: TrainConfig = TrainConfig(),
+) -> dict:
+    """Train ``objective`` on ``dataset`` with ``model_name``; write the checkpoint ``out`` and its ``.json``.
+
+    Returns the training record (what the ``.json`` holds).
+    """
+    model = context.model(model_name)
+    data = training_set(dataset, model_name, context, config.features)
+    fitted = objective.fit(data, config)
+    meta = {
+        "method": objective.method,
+        "mode": config.mode,
+        "model": model.card.name,
+        "model_fingerprint": model.fingerprint(),
+        "template": model.card.template,
+        "features": config.features,
+        "head": fitted.spec,
+        # The spec's fields, flat, as SDD's first checkpoints recorded them.
+        "in_features": fitted.spec.get("in_features"),
+        "hidden": fitted.spec.get("hidden"),
+        "ensemble": fitted.spec.get("ensemble"),
+        "dropout": fitted.spec.get("dropout"),
+        "trained_on": dataset.name,
+        "n_images": len(dataset),
+        "n_failed_images": data.n_failed,
+        "labels": objective.settings(),
+        **fitted.stats,
+        "alignment_digest": context.alignment.digest(),
+    }
+    stamp = provenance()  # before writing: a checkpoint inside the work tree would mark it dirty
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"format": CHECKPOINT_FORMAT, "meta": meta, "state_dict": fitted.head.state_dict()}, out)
+    record = {"checkpoint": out.name, "sha256": sha256_file(out), **meta,
+              "train_log": dataclasses.asdict(fitted.log), "provenance": stamp}
+    out.with_suffix(".json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return record
+
+
+_CONFIG_INTS = ("epochs", "seed", "batch_size", "hidden", "ensemble")
+_CONFIG_TEXTS = ("mode", "schedule", "features")
+
+
+def train_from_options(
+    method: type[LearnedQualityMethod], dataset: Dataset, model_name: str, context: RunContext, out: Path,
+    options: Mapping[str, str],
+) -> dict:
+    """:func:`train_method` with ``fiqa-bench train`` options: the training settings of
+    :class:`~fiqa_bench.quality_regression.TrainConfig` (mode, epochs, schedule, seed, batch_size, hidden,
+    ensemble, features) and the objective's own (its dataclass fields)."""
+    options = dict(options)
+    own = [f.name for f in dataclasses.fields(method.objective)]
+    unknown = sorted(set(options) - set(own) - set(_CONFIG_INTS) - set(_CONFIG_TEXTS))
+    if unknown:
+        raise ValueError(f"unknown {method.objective.method} training options {unknown}; known: "
+                         f"{', '.join([*_CONFIG_TEXTS, *_CONFIG_INTS, *own])}")
+    config_options: dict[str, Any] = {k: int(options.pop(k)) for k in _CONFIG_INTS if k in options}
+    config_options |= {k: options.pop(k) for k in _CONFIG_TEXTS if k in options}
+    if config_options.get("mode", "head") == "head":
+        config_options = dict(method.objective.config_defaults) | config_options
+    objective = method.objective(**constructor_settings(method.objective, options))
+    return train_method(objective, dataset, model_name, context, out, TrainConfig(**config_options))
+
+
+def register_learned(
+    method: type[LearnedQualityMethod], description: str, aliases: tuple[str, ...] = ()
+) -> None:
+    """Register ``method`` in :data:`~fiqa_bench.method.METHODS` and its trainer in ``TRAINERS``."""
+    name = method.objective.method
+    TRAINERS.add(name, partial(train_from_options, method), description=f"train {name}")
+    METHODS.add(name, method, description=description, aliases=aliases)
