@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a learned FIQA method (e.g. SDD-FIQA's regressor)")
     _common(p)
     p.add_argument("--method", required=True, help="method to train (fiqa-bench list methods)")
-    p.add_argument("--model", default="dlib-resnet", help="recognition model it learns from")
+    p.add_argument("--model", default="dlib-resnet", help="recognition model it learns from (a name, or "
+                   "NAME@CHECKPOINT for your weights, e.g. iresnet50@backbone.pth)")
     p.add_argument("--dataset", required=True, help="'lfw' or 'folder:PATH'")
     p.add_argument("--split", default=None, help="dataset split")
     p.add_argument("--mode", default=None, help="head (frozen backbone, CPU) or full (fine-tune, GPU)")
@@ -226,7 +227,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             options[key] = getattr(args, key)
     context = _context(args)
     dataset = load_dataset(args.dataset, context.data_root, args.split)
-    out = args.out or context.cache_dir / "trained" / f"{method}-{args.model}-{dataset.name.replace(':', '-')}.pt"
+    model_name = args.model.partition("@")[0]
+    out = args.out or context.cache_dir / "trained" / f"{method}-{model_name}-{dataset.name.replace(':', '-')}.pt"
     start = time.perf_counter()
     record = TRAINERS.get(method)(dataset, args.model, context, out, options)
     print(f"wrote {out} (sha256 {record['sha256'][:16]}...) and {out.with_suffix('.json').name}: "

@@ -193,8 +193,8 @@ def _regression_head(spec: dict, meta: dict) -> nn.Module:
                                spec.get("activation", "none"))
     from fiqa_bench.recognition import create_model
 
-    network = create_model(meta["model"]).network
-    return QualityRegressor(network, QualityHead(spec["in_features"], spec["dropout"], spec["hidden"]))
+    return QualityRegressor(create_model(meta.get("model_reference", meta["model"])).network,
+                            QualityHead(spec["in_features"], spec["dropout"], spec["hidden"]))
 
 
 HEADS["regression"] = _regression_head
@@ -244,7 +244,7 @@ class LearnedQualityMethod(QualityMethod):
         self.head.load_state_dict(payload["state_dict"])
         self.head.eval()
         self._digest = sha256_file(checkpoint)
-        model = self.meta["model"]
+        model = self.meta.get("model_reference", self.meta["model"])  # NAME@CHECKPOINT for a user's weights
         needs = f"{self.meta['features']}:{model}" if self.meta["mode"] == "head" else f"chips:{self.meta['template']}"
         self.card = MethodCard(name=name, paper=self.paper, higher_is_better=self.higher_is_better, needs=needs,
                                trained=True, weights=str(checkpoint), weights_sha256=self._digest)
@@ -326,6 +326,7 @@ def train_method(
         "method": objective.method,
         "mode": config.mode,
         "model": model.card.name,
+        **({"model_reference": model.reference} if "@" in model.reference else {}),
         "model_fingerprint": model.fingerprint(),
         "template": model.card.template,
         "features": config.features,

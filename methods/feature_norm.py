@@ -17,31 +17,21 @@ import torch
 
 from fiqa_bench.hashing import sha256_json
 from fiqa_bench.method import METHODS, MethodCard, QualityMethod
-from fiqa_bench.recognition import create_model
-from fiqa_bench.recognition.base import TorchRecognitionModel
-
-
-def torch_model(name: str, method: str) -> TorchRecognitionModel:
-    """The registered recognition model ``name``, which must be a PyTorch one (methods read its layers)."""
-    model = create_model(name)
-    if not isinstance(model, TorchRecognitionModel):
-        raise ValueError(f"{method} needs a PyTorch recognition model (it reads the embedding layer); "
-                         f"{name!r} is not one")
-    return model
+from fiqa_bench.recognition import create_torch_model
 
 
 class FeatureNorm(QualityMethod):
     """Euclidean norm of the embedding before L2 normalisation (higher = better).
 
     Args:
-        model: the recognition model whose embedding is measured.
+        model: the recognition model whose embedding is measured (a name, or ``NAME@CHECKPOINT``).
     """
 
     def __init__(self, model: str = "dlib-resnet") -> None:
-        self.model = torch_model(model, "feature-norm")
+        self.model = create_torch_model(model, "feature-norm")
         self.card = MethodCard(name="feature-norm", paper="Q. Meng et al., MagFace, CVPR 2021 (the norm as "
                                "quality); M. Kim et al., AdaFace, CVPR 2022", higher_is_better=True,
-                               needs=f"backbone:{self.model.card.name}", trained=False,
+                               needs=f"backbone:{self.model.reference}", trained=False,
                                weights=f"those of {self.model.card.name}")
 
     def fingerprint(self) -> str:

@@ -35,7 +35,7 @@ import torch
 
 from fiqa_bench.hashing import sha256_json
 from fiqa_bench.method import METHODS, MethodCard, QualityMethod
-from fiqa_bench.methods.feature_norm import torch_model
+from fiqa_bench.recognition import create_torch_model
 
 PAPER = ("P. Terhörst et al., SER-FIQ: Unsupervised Estimation of Face Image Quality Based on Stochastic "
          "Embedding Robustness, CVPR 2020")
@@ -55,7 +55,7 @@ class SERFIQ(QualityMethod):
     """Stochastic embedding robustness: T dropout passes through the layers after the backbone.
 
     Args:
-        model: the recognition model (a PyTorch one).
+        model: the recognition model (a PyTorch one; a name, or ``NAME@CHECKPOINT``).
         passes: T, the number of stochastic embeddings per image.
         dropout: p, the dropout probability.
         seed: seed of the T dropout masks.
@@ -66,14 +66,14 @@ class SERFIQ(QualityMethod):
             raise ValueError(f"serfiq: passes must be >= 2, got {passes}")
         if not 0.0 < dropout < 1.0:
             raise ValueError(f"serfiq: dropout must be in (0, 1), got {dropout}")
-        self.model = torch_model(model, "serfiq")
+        self.model = create_torch_model(model, "serfiq")
         self.passes, self.dropout, self.seed = int(passes), float(dropout), int(seed)
         generator = torch.Generator().manual_seed(self.seed)
         width = self.model.network.backbone_dim
         keep = torch.rand((self.passes, width), generator=generator) >= self.dropout
         self.masks = keep.float() / (1.0 - self.dropout)
         self.card = MethodCard(name="serfiq", paper=PAPER, higher_is_better=True,
-                               needs=f"backbone:{self.model.card.name}", trained=False,
+                               needs=f"backbone:{self.model.reference}", trained=False,
                                weights=f"those of {self.model.card.name}; dropout p={self.dropout} before the "
                                f"final projection, T={self.passes}")
 

@@ -61,9 +61,15 @@ def check_chips(chips: np.ndarray, size: int) -> None:
 
 
 class RecognitionModel(ABC):
-    """An embedding extractor on aligned chips."""
+    """An embedding extractor on aligned chips.
+
+    ``reference`` is how to build it again: its registry name, or
+    ``NAME@CHECKPOINT`` for a user's weights (set by
+    :func:`~fiqa_bench.recognition.create_model`).
+    """
 
     card: ModelCard
+    reference: str = ""
 
     @property
     @abstractmethod
