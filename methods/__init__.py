@@ -27,9 +27,12 @@ with it)::
 ``fiqa-bench score --method rms-contrast ...`` and ``fiqa-bench run --method
 rms-contrast --protocol lfw-devtest`` then work.  Constructor parameters
 become settings (``--set key=value``, converted to the annotated type);
-an untrained method refuses ``--weights``.  A trained method overrides
-:meth:`~fiqa_bench.method.QualityMethod.create` to load its checkpoint (see
-``sdd.py``) and registers a trainer in :data:`fiqa_bench.method.TRAINERS`.
+an untrained method refuses ``--weights``.  A learned method subclasses
+:class:`fiqa_bench.learned.LearnedQualityMethod` and names its
+:class:`~fiqa_bench.learned.Objective` (the labels it regresses, or its own
+batches and loss; ``cr_fiqa.py`` is the shortest example), then registers
+with :func:`~fiqa_bench.learned.register_learned`: checkpoints, the shipped
+cross-fitted models and ``fiqa-bench train --method <name>`` come with it.
 
 Files whose name starts with ``_`` are not imported.
 """

@@ -86,7 +86,7 @@ def identity_batches(groups: list[np.ndarray], batch_size: int, generator: torch
         if len(current) == per_batch:
             batches.append(np.concatenate(current))
             current = []
-    if len(current) >= 2:
+    if current:  # the last, smaller batch (at least one identity, so at least one mated pair)
         batches.append(np.concatenate(current))
     return batches
 

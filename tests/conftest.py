@@ -7,6 +7,7 @@ part of the suite.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,25 @@ def lfw_root() -> Path:
 def lfw_face_jpeg(lfw_root: Path) -> Path:
     """One real LFW image with a clearly detectable face."""
     return lfw_root / "lfw" / "images_deepfunneled" / "Aaron_Eckhart" / "Aaron_Eckhart_0001.jpg"
+
+
+SMALL_FOLDER_PEOPLE = ["Colin_Powell", "Tony_Blair", "Donald_Rumsfeld", "Gerhard_Schroeder"]
+
+
+@pytest.fixture()
+def small_folder(tmp_path: Path, lfw_root: Path) -> Path:
+    """A folder dataset: 4 people x 4 LFW images, one person with a single image, and a zero-byte file."""
+    root = tmp_path / "faces"
+    images = lfw_root / "lfw" / "images_deepfunneled"
+    for person in SMALL_FOLDER_PEOPLE:
+        (root / person).mkdir(parents=True)
+        for k in range(1, 5):
+            name = f"{person}_{k:04d}.jpg"
+            shutil.copy(images / person / name, root / person / name)
+    (root / "Aaron_Eckhart").mkdir()
+    shutil.copy(images / "Aaron_Eckhart" / "Aaron_Eckhart_0001.jpg", root / "Aaron_Eckhart")
+    (root / SMALL_FOLDER_PEOPLE[0] / "broken.jpg").write_bytes(b"")
+    return root
 
 
 def random_texture(seed: int, size: int = 120) -> np.ndarray:

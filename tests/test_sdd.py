@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,25 +17,6 @@ from fiqa_bench.method import METHODS, create_method, load_plugins
 from fiqa_bench.pipeline import embed_dataset
 from fiqa_bench.recognition import create_model
 from fiqa_bench.scoring import score_dataset
-
-PEOPLE = ["Colin_Powell", "Tony_Blair", "Donald_Rumsfeld", "Gerhard_Schroeder"]
-
-
-@pytest.fixture()
-def small_folder(tmp_path: Path, lfw_root: Path) -> Path:
-    """4 people x 4 images, one person with a single image, and a zero-byte file."""
-    root = tmp_path / "faces"
-    images = lfw_root / "lfw" / "images_deepfunneled"
-    for person in PEOPLE:
-        (root / person).mkdir(parents=True)
-        for k in range(1, 5):
-            name = f"{person}_{k:04d}.jpg"
-            shutil.copy(images / person / name, root / person / name)
-    (root / "Aaron_Eckhart").mkdir()
-    shutil.copy(images / "Aaron_Eckhart" / "Aaron_Eckhart_0001.jpg", root / "Aaron_Eckhart")
-    (root / PEOPLE[0] / "broken.jpg").write_bytes(b"")
-    return root
-
 
 def test_train_and_score_a_folder(small_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
     cache, ckpt = tmp_path / "cache", tmp_path / "sdd.pt"
