@@ -41,10 +41,11 @@ def main() -> None:
     load_plugins()
     devtest = load_dataset("lfw", default_data_root(), "devtest")
     dataset = Dataset("lfw:devtest[:n]", devtest.root, devtest.samples[: args.images])
-    cache = resolve_cache_dir()
-    chips, failed, _ = dataset_chips(dataset, "dlib150", RunContext(cache, progress=False))
-    landmarks, _, _ = dataset_landmarks(dataset, RunContext(cache, progress=False))
+    context = RunContext(resolve_cache_dir(), progress=False)
+    chips, failed, _ = dataset_chips(dataset, "dlib150", context)
+    landmarks, _, _ = dataset_landmarks(dataset, context)
     chips, landmarks = chips[~failed], landmarks[~failed]
+    chips_of = {"dlib150": chips}  # other templates (lightqnet96, arcface112) cut on demand
     n = len(chips)
     print(f"{n} aligned LFW devtest chips (dlib150), best of {args.repeats}")
     print()
@@ -54,16 +55,16 @@ def main() -> None:
         method = create_method(name)
         kind, _, argument = method.card.needs.partition(":")
         if kind == "chips":
-            def run(m=method):
-                m.score(chips)
+            if argument not in chips_of:
+                chips_of[argument] = dataset_chips(dataset, argument, context)[0][~failed]
+
+            def run(m=method, x=chips_of[argument]):
+                m.score(x)
         elif kind == "landmarks":
             def run(m=method):
                 m.score(landmarks)
         else:
-            model = method.model if hasattr(method, "model") else None
-            from fiqa_bench.recognition import create_model
-
-            model = model or create_model(argument)
+            model = method.model if hasattr(method, "model") else context.model(argument)
             extract = {"backbone": model.backbone_features, "stages": model.stage_features,
                        "embeddings": model.embed}[kind]
 
