@@ -220,6 +220,7 @@ def test_graph_module_follows_tensorflow_semantics():
     message, (gamma, beta, mean, var) = small_graph(rng)
     nodes = {n.name: n for n in parse_graphdef(message)}
     x = rng.normal(size=(5, 6, 6, 2)).astype(np.float32)
+    x_before = x.copy()
     conv = naive_conv_nhwc(x, nodes["w"].attrs["value"], 2, (0, 1))
     eps = float(np.float32(1e-3))
     act = np.clip((conv - mean) * gamma / np.sqrt(var + eps) + beta, 0, 6)
@@ -230,6 +231,7 @@ def test_graph_module_follows_tensorflow_semantics():
         assert (("bn", "FusedBatchNorm") in module.steps) is not fold
         assert "unused" not in dict(module.steps)
         np.testing.assert_allclose(module(torch.from_numpy(x)).detach().numpy(), expected, atol=1e-5)
+    assert np.array_equal(x, x_before)  # nothing writes into the caller's input
 
 
 def test_a_convolution_read_twice_keeps_its_batch_norm():
@@ -246,6 +248,15 @@ def test_a_convolution_read_twice_keeps_its_batch_norm():
     assert ("bn", "FusedBatchNorm") in folded.steps
     x = torch.from_numpy(f32(2, 4, 4, 2))
     np.testing.assert_array_equal(folded(x).detach().numpy(), plain(x).detach().numpy())
+
+
+def test_activations_never_overwrite_the_callers_input():
+    nodes = [Node("input", "Placeholder", (), {"shape": (-1, 3)}), Node("r", "Relu", ("input",)),
+             Node("s", "Add", ("r", "r")), Node("out", "Relu6", ("s",))]
+    module = GraphModule(nodes, "input", "out")
+    x = torch.tensor([[-1.0, 2.0, 5.0]])
+    np.testing.assert_array_equal(module(x).numpy(), [[0.0, 4.0, 6.0]])
+    np.testing.assert_array_equal(x.numpy(), [[-1.0, 2.0, 5.0]])
 
 
 def test_unsupported_operations_name_the_node():
