@@ -31,9 +31,11 @@ sha256 is checked before it is read.
 
 **Default width: dm100.**  The paper's results (its 0.45 M parameters,
 77 M FLOPs, and the 3.98 ms per image on an i7-8700 in the authors' README)
-are for the full-width network; dm050 is only what the demo script loads,
-and the cost of dm100 here is small (BENCHMARKS.md).  ``width=dm050`` or
-``dm025`` select the narrower published models.
+are for the full-width network; dm050 is only what the demo script loads.
+The full width costs little here: on 2 CPU cores the port scores batches of
+64 at about 2 ms per image (dm050: 0.6 ms), one image at a time in about
+4.6 ms (``benchmarks/bench_lightqnet.py``).  ``width=dm050`` or ``dm025``
+select the narrower published models.
 
 **Alignment.**  The authors align with MTCNN's eye centres and mouth centre
 (see :mod:`fiqa_bench.faces.templates`, template ``lightqnet96``).  dlib's
