@@ -124,7 +124,7 @@ class LightQNet(QualityMethod):
         self.width = width
         self.network = load_network(path, SHA256[width])
         self.card = MethodCard(name="lightqnet", paper=PAPER, higher_is_better=True, needs=f"chips:{TEMPLATE}",
-                               trained=False, weights=f"{path.name} (official, KaenChan/lightqnet, MIT)",
+                               trained=False, weights=f"{path.name} (official weights of KaenChan's lightqnet, MIT)",
                                weights_sha256=SHA256[width])
 
     def fingerprint(self) -> str:

@@ -96,6 +96,7 @@ class LFWProtocol:
     def _evaluate(self, specs: list[MethodSpec], *, context: RunContext, out_dir: Path, model: str,
                   config: StudyConfig) -> Path:
         say = _say if context.progress else (lambda message: None)
+        started = provenance()  # the code as the run starts, before any output (which could mark the tree dirty)
         dataset = load_lfw(context.data_root, self.split)
         say(f"{self.name}: embedding {len(dataset)} images with {model}")
         emb = embed_dataset(dataset, context.model(model), context)
@@ -119,7 +120,7 @@ class LFWProtocol:
         (out_dir / "table.md").write_text(self._header(specs, dataset, emb, tables, scorers, model, keep)
                                           + studies_markdown(result))
         figures = self._plots(result, out_dir, model, config)
-        stamp = provenance(
+        stamp = started | dict(
             protocol=self.name, methods=[spec.label for spec in specs], deployed_model=model,
             deployed_model_fingerprint=emb.meta["model_fingerprint"], scorers=scorers,
             dataset=dataset.name, dataset_list_sha256=sha256_json(emb.image_sha256.tolist()),
