@@ -7,6 +7,16 @@ from pathlib import Path
 import numpy as np
 
 
+LINE_STYLES = ("-", "--", ":", "-.")
+
+
+def line_styles(n: int) -> list[tuple[str, str]]:
+    """``n`` distinct (colour, line style) pairs: the ten tab10 colours solid, then dashed, dotted, dash-dotted."""
+    if n > 10 * len(LINE_STYLES):
+        raise ValueError(f"at most {10 * len(LINE_STYLES)} curves can be told apart in one figure, got {n}")
+    return [(f"C{i % 10}", LINE_STYLES[i // 10]) for i in range(n)]
+
+
 def plot_evrc(
     path: Path,
     discard: np.ndarray,
@@ -35,9 +45,9 @@ def plot_evrc(
             low, mean, high = band[fmr]
             ax.fill_between(discard, low, high, color="0.85", label="random (5-95%)")
             ax.plot(discard, mean, color="0.5", lw=1, ls="--", label="random (mean)")
-        for label, per in curves.items():
+        for (label, per), (colour, style) in zip(curves.items(), line_styles(len(curves))):
             if fmr in per:
-                ax.plot(discard, per[fmr], lw=1.6, label=label)
+                ax.plot(discard, per[fmr], lw=1.6, color=colour, ls=style, label=label)
         ax.set_title(f"FMR = {fmr:g}")
         ax.set_xlabel("ratio of unconsidered images")
         ax.set_ylabel("FNMR")
