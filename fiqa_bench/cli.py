@@ -39,6 +39,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=None, help="processes for face alignment "
                         "(default: CPU count)")
     parser.add_argument("--device", default="cpu", help="torch device for recognition models (default cpu)")
+    parser.add_argument("--detector", default=None, choices=["hog", "retinaface"],
+                        help="face detector (default: the recognition model's own: dlib-resnet hog, "
+                        "mobilefacenet-512 retinaface)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -117,13 +120,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _context(args: argparse.Namespace) -> RunContext:
-    """The run context the common options describe."""
+def _context(args: argparse.Namespace, model: str | None = None) -> RunContext:
+    """The run context the common options describe; the face detector defaults to ``model``'s own."""
     from fiqa_bench.context import RunContext, default_workers
+    from fiqa_bench.faces.align import AlignmentSettings
 
+    detector = args.detector
+    if detector is None:
+        from fiqa_bench.recognition import create_model
+
+        detector = create_model(model).card.detector if model else "hog"
     return RunContext(cache_dir=resolve_cache_dir(args.cache_dir), data_root=resolve_data_root(args.data_root),
-                      workers=args.workers or default_workers(), device=args.device,
-                      progress=not args.quiet)
+                      alignment=AlignmentSettings(detector=detector), workers=args.workers or default_workers(),
+                      device=args.device, progress=not args.quiet)
+
+
+def _method_model(method) -> str | None:  # noqa: ANN001 - a QualityMethod
+    """The recognition model a method reads (its card's ``embeddings:``, ``backbone:`` or ``stages:``), if any."""
+    kind, _, argument = method.card.needs.partition(":")
+    return argument if kind in ("embeddings", "backbone", "stages") else None
 
 
 def _registry(what: str) -> Registry:
@@ -159,7 +174,7 @@ def _embeddings(args: argparse.Namespace):  # noqa: ANN202
     from fiqa_bench.data import load_dataset
     from fiqa_bench.pipeline import embed_dataset
 
-    context = _context(args)
+    context = _context(args, f"{args.model}@{args.weights}" if args.weights else args.model)
     dataset = load_dataset(args.dataset, context.data_root, args.split)
     result = embed_dataset(dataset, context.model(args.model, args.weights), context)
     return dataset, result
@@ -225,7 +240,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     for key in ("mode", "epochs", "schedule", "seed"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
-    context = _context(args)
+    context = _context(args, args.model)
     dataset = load_dataset(args.dataset, context.data_root, args.split)
     model_name = args.model.partition("@")[0]
     out = args.out or context.cache_dir / "trained" / f"{method}-{model_name}-{dataset.name.replace(':', '-')}.pt"
@@ -243,13 +258,19 @@ def cmd_score(args: argparse.Namespace) -> int:
     from fiqa_bench.method import create_method
     from fiqa_bench.scoring import score_dataset
 
+    from fiqa_bench.pipeline import count_fallbacks
+
+    start = time.perf_counter()
     method = create_method(args.method, args.weights, args.trained_on, _options(args.set))
-    context = _context(args)
+    context = _context(args, _method_model(method))
     dataset = load_dataset(args.dataset, context.data_root, args.split)
     table = score_dataset(method, dataset, context)
     table.write_csv(args.out)
     missing = int(np.isnan(table.quality).sum())
-    print(f"wrote {args.out}: {len(table.quality)} images, {missing} without a quality score")
+    fallback = count_fallbacks(table.reasons)
+    print(f"wrote {args.out}: {len(table.quality)} images, {missing} without a quality score, {fallback} with no "
+          f"face found by {context.alignment.detector} (scored on the fallback box: see the face column), "
+          f"{time.perf_counter() - start:.1f} s")
     return 0
 
 
@@ -263,7 +284,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = StudyConfig(random_seeds=args.random_seeds, n_boot=args.n_boot, seed=args.seed)
     start = time.perf_counter()
     folder = PROTOCOLS.get(protocol).run(
-        spec.name, context=_context(args), out_dir=out, weights=Path(args.weights) if args.weights else None,
+        spec.name, context=_context(args, args.model), out_dir=out, weights=Path(args.weights) if args.weights else None,
         settings=spec.settings, model=args.model, config=config)
     print((folder / "table.md").read_text())
     print(f"results in {folder} ({time.perf_counter() - start:.0f} s)")
@@ -280,7 +301,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     config = StudyConfig(random_seeds=args.random_seeds, n_boot=args.n_boot, seed=args.seed)
     start = time.perf_counter()
     folder = PROTOCOLS.get(protocol).compare(
-        specs, context=_context(args), out_dir=out, model=args.model, config=config)
+        specs, context=_context(args, args.model), out_dir=out, model=args.model, config=config)
     print((folder / "table.md").read_text())
     print(f"results in {folder} ({time.perf_counter() - start:.0f} s)")
     return 0

@@ -261,7 +261,7 @@ class LearnedQualityMethod(QualityMethod):
         objective's selectors (e.g. SDD's ``variant``)."""
         settings = dict(settings or {})
         model = str(settings.pop("model", "dlib-resnet"))
-        known = ("model", *cls.objective.selectors)
+        known = cls.setting_names()
         unknown = sorted(set(settings) - set(known))
         if unknown:
             raise ValueError(f"method {cls.objective.method!r} has no setting {', '.join(unknown)}; "
@@ -271,12 +271,21 @@ class LearnedQualityMethod(QualityMethod):
             raise ValueError("give either weights (a checkpoint) or trained_on (a shipped model), not both")
         if weights is not None:
             return cls(weights)
+        if "@" not in model:  # an alias (dlib) names the same shipped files as the model's name
+            from fiqa_bench.recognition import _builtin  # noqa: F401  (registers the built-in models)
+            from fiqa_bench.recognition.registry import MODELS
+
+            model = MODELS.canonical(model)
         path = shipped_checkpoint(objective.stem, trained_on or DEFAULT_TRAINED_ON, model)
         if not path.is_file():
             shipped = sorted(p.name for p in weights_dir().glob(f"{cls.objective.method}-*.pt"))
             raise FileNotFoundError(f"no shipped {objective.method} model {path.name}; shipped: {shipped or 'none'}; "
                                     f"train one with 'fiqa-bench train --method {objective.method} --model {model}'")
         return cls(path)
+
+    @classmethod
+    def setting_names(cls) -> tuple[str, ...]:
+        return ("model", *cls.objective.selectors)
 
     def fingerprint(self) -> str:
         return sha256_json({"method": self.card.name, "checkpoint": self._digest})

@@ -97,6 +97,12 @@ class QualityMethod(ABC):
             raise ValueError(f"method {_label(cls)!r} is not trained and takes no weights (got {given})")
         return cls(**constructor_settings(cls, settings or {}))
 
+    @classmethod
+    def setting_names(cls) -> tuple[str, ...]:
+        """The settings ``create`` takes (``--set key=value``); by default the constructor's parameters."""
+        return tuple(k for k, p in inspect.signature(cls).parameters.items()
+                     if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+
     def fingerprint(self) -> str:
         """Changes whenever the scores could change (part of the score cache key)."""
         return sha256_json(asdict(self.card))
@@ -236,6 +242,21 @@ def parse_methods(text: str) -> list[MethodSpec]:
     if not specs or len(set(labels)) != len(labels):
         raise ValueError(f"give each method once: {text!r}")
     return specs
+
+
+def settings_for_model(name: str, settings: Mapping[str, str], model: str) -> dict[str, str]:
+    """``settings`` with ``model`` added when the method reads a recognition model and none was chosen.
+
+    A protocol that deploys ``model`` uses it for the methods that read one
+    (SDD-FIQA's labels, SER-FIQ's dropout passes ...), as the paper does;
+    ``--set model=OTHER`` (or ``NAME[model=OTHER]``) makes it a cross-model
+    run.  The table still names the method as the user did.
+    """
+    load_plugins()
+    settings = dict(settings)
+    if "model" not in settings and "model" in METHODS.get(name).setting_names():
+        settings["model"] = model
+    return settings
 
 
 def create_method(

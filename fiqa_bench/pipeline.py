@@ -31,7 +31,7 @@ from tqdm import tqdm
 from fiqa_bench.cache import KeyedStore, atomic_write
 from fiqa_bench.context import RunContext
 from fiqa_bench.data import Dataset
-from fiqa_bench.faces.align import FaceAnalysis, ImageResult
+from fiqa_bench.faces.align import NO_FACE_NOTE, FaceAnalysis, ImageResult, face_outcome
 from fiqa_bench.faces.batch import align_images
 from fiqa_bench.faces.templates import ChipTemplate, get_template
 from fiqa_bench.hashing import sha256_file
@@ -52,6 +52,9 @@ class Embeddings:
         failed: ``(N,)`` bool, True where the image could not be embedded.
         reasons: ``(N,)`` str, the failure reason, or non-fatal notes joined
             by ``"; "``, or ``""``.
+        face: ``(N,)`` str, whether the face was found and by which detector
+            (``"found by hog"``, ``"not found by hog: fallback box"``,
+            ``"not analysed"``; :func:`~fiqa_bench.faces.align.face_outcome`).
         image_sha256: ``(N,)`` content hashes (the cache keys).
         meta: model, fingerprint, template, settings, dataset name.
     """
@@ -61,6 +64,7 @@ class Embeddings:
     embeddings: np.ndarray
     failed: np.ndarray
     reasons: np.ndarray
+    face: np.ndarray
     image_sha256: np.ndarray
     meta: dict = field(default_factory=dict)
 
@@ -70,7 +74,7 @@ class Embeddings:
 
         with atomic_write(path, "wb") as fh:
             np.savez(fh, paths=self.paths, identities=self.identities, embeddings=self.embeddings,
-                     failed=self.failed, reasons=self.reasons, image_sha256=self.image_sha256,
+                     failed=self.failed, reasons=self.reasons, face=self.face, image_sha256=self.image_sha256,
                      meta=np.array(json.dumps(self.meta, sort_keys=True)))
 
     @classmethod
@@ -78,9 +82,16 @@ class Embeddings:
         import json
 
         with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            if "face" in data:
+                face = data["face"]
+            else:  # written before the column existed
+                detector = meta.get("alignment", {}).get("detector", "hog")
+                face = np.array([face_outcome(r if f else "", r, detector)
+                                 for f, r in zip(data["failed"], data["reasons"])], dtype=str)
             return cls(paths=data["paths"], identities=data["identities"], embeddings=data["embeddings"],
-                       failed=data["failed"], reasons=data["reasons"], image_sha256=data["image_sha256"],
-                       meta=json.loads(str(data["meta"])))
+                       failed=data["failed"], reasons=data["reasons"], face=face,
+                       image_sha256=data["image_sha256"], meta=meta)
 
 
 def file_key(path: Path) -> str:
@@ -187,11 +198,26 @@ def _faces_from_store(faces: KeyedStore, keys: list[str]) -> list[FaceAnalysis |
     return out
 
 
-def _face_status(faces: KeyedStore, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Per key: failed (bool) and the reason (the failure, else the alignment notes)."""
+def _face_status(faces: KeyedStore, keys: list[str], detector: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per key: failed (bool), the reason (the failure, else the alignment notes) and the face outcome."""
     info = faces.get(keys, ["failure", "notes"])
     failed = info["failure"] != ""
-    return failed, np.where(failed, info["failure"], info["notes"]).astype(str)
+    face = np.array([face_outcome(f, n, detector) for f, n in zip(info["failure"], info["notes"])], dtype=str)
+    return failed, np.where(failed, info["failure"], info["notes"]).astype(str), face
+
+
+def face_status(keys: list[str], context: RunContext) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(failed, reasons, face outcome) of the images ``keys`` as aligned under ``context``'s settings,
+    from the cache; None when an image has not been aligned yet."""
+    faces = KeyedStore(context.cache_dir / "faces" / context.alignment.digest())
+    if faces.missing(keys):
+        return None
+    return _face_status(faces, keys, context.alignment.detector)
+
+
+def count_fallbacks(reasons: np.ndarray) -> int:
+    """Images aligned on the fallback box because no face was found."""
+    return int(sum(NO_FACE_NOTE in r for r in np.asarray(reasons).tolist()))
 
 
 def _is_load_note(note: str) -> bool:
@@ -245,7 +271,7 @@ def embed_dataset(
             bar.update(len(chunk_keys))
         bar.close()
     emb = store.get(keys, ["embedding"])["embedding"]
-    failed, reasons = _face_status(faces, keys)
+    failed, reasons, face = _face_status(faces, keys, settings.detector)
     meta = {
         "dataset": dataset.name,
         "model": model.card.name,
@@ -256,7 +282,8 @@ def embed_dataset(
         "alignment_digest": settings.digest(),
         "n_images": len(paths),
         "n_failed": int(failed.sum()),
-        "n_fallback_box": int(sum("no face detected" in r for r in reasons.tolist())),
+        "detector": settings.detector,
+        "n_fallback_box": count_fallbacks(reasons),
     }
     return Embeddings(
         paths=np.array([str(p) for p in paths], dtype=str),
@@ -264,6 +291,7 @@ def embed_dataset(
         embeddings=emb,
         failed=failed,
         reasons=reasons,
+        face=face,
         image_sha256=np.array(keys, dtype=str),
         meta=meta,
     )
@@ -275,7 +303,7 @@ def _aligned(
     """Every sample's face and chip rows made sure of: (keys, faces, chips, failed, reasons)."""
     keys = hash_files(dataset.paths, context.progress)
     faces, chips = ensure_chips(dataset.paths, keys, get_template(template_name), context)
-    failed, reasons = _face_status(faces, keys)
+    failed, reasons, _ = _face_status(faces, keys, context.alignment.detector)
     return keys, faces, chips, failed, reasons
 
 

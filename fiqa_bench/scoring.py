@@ -21,7 +21,7 @@ from fiqa_bench.cache import KeyedStore, atomic_write
 from fiqa_bench.context import RunContext
 from fiqa_bench.data import Dataset
 from fiqa_bench.method import QualityMethod
-from fiqa_bench.pipeline import dataset_chips, dataset_landmarks, embed_dataset, hash_files
+from fiqa_bench.pipeline import dataset_chips, dataset_landmarks, embed_dataset, face_status, hash_files
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,10 @@ class ScoreTable:
         paths, identities: as in the dataset.
         quality: ``(N,)`` float64, higher = better for recognition; NaN = not assessed.
         native: ``(N,)`` float64, the method's own output.
-        reasons: ``(N,)`` str: why an image was not assessed, or upstream notes.
+        reasons: ``(N,)`` str: why an image was not assessed, else the notes of its reading and
+            alignment (e.g. "no face detected: fallback box", "grayscale converted to RGB").
+        face: ``(N,)`` str: whether its face was found and by which detector ("found by hog",
+            "not found by hog: fallback box", "not analysed").
         method: the method's name.
     """
 
@@ -41,17 +44,18 @@ class ScoreTable:
     quality: np.ndarray
     native: np.ndarray
     reasons: np.ndarray
+    face: np.ndarray
     method: str
 
     def write_csv(self, path: Path) -> None:
-        """``path,identity,quality,native,reason`` rows (empty quality = NaN)."""
+        """``path,identity,quality,native,face,reason`` rows (empty quality = NaN), plain newlines."""
         with atomic_write(path) as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["path", "identity", "quality", "native", "reason"])
-            for row in zip(self.paths, self.identities, self.quality, self.native, self.reasons):
-                p, ident, q, n, reason = row
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(["path", "identity", "quality", "native", "face", "reason"])
+            for row in zip(self.paths, self.identities, self.quality, self.native, self.face, self.reasons):
+                p, ident, q, n, face, reason = row
                 writer.writerow([p, ident, "" if np.isnan(q) else repr(float(q)),
-                                 "" if np.isnan(n) else repr(float(n)), reason])
+                                 "" if np.isnan(n) else repr(float(n)), face, reason])
 
 
 def method_inputs(needs: str, dataset: Dataset, context: RunContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -88,6 +92,11 @@ def score_dataset(method: QualityMethod, dataset: Dataset, context: RunContext) 
         why = np.where(~usable, np.char.add("upstream failure: ", reasons[rows].astype(str)), why)
         store.put(todo, {"native": native, "reason": why.astype(str)})
     got = store.get(keys, ["native", "reason"])
+    status = face_status(keys, context)
+    if status is None:  # scores cached but the faces store was removed: align again
+        method_inputs(method.card.needs, dataset, context)
+        status = face_status(keys, context)
+    _, upstream, face = status
     native = got["native"]
     quality = method.card.quality_from_native(native)
     return ScoreTable(
@@ -95,6 +104,7 @@ def score_dataset(method: QualityMethod, dataset: Dataset, context: RunContext) 
         identities=np.array(dataset.identities),
         quality=quality,
         native=native,
-        reasons=got["reason"],
+        reasons=np.where(got["reason"] != "", got["reason"], upstream).astype(str),
+        face=face,
         method=method.card.name,
     )

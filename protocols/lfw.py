@@ -44,7 +44,7 @@ from fiqa_bench.data import Dataset
 from fiqa_bench.data.lfw import load_lfw
 from fiqa_bench.evaluation import StudyConfig, StudySet, run_studies
 from fiqa_bench.hashing import sha256_json
-from fiqa_bench.method import PROTOCOLS, MethodSpec, QualityMethod, create_method
+from fiqa_bench.method import PROTOCOLS, MethodSpec, QualityMethod, create_method, settings_for_model
 from fiqa_bench.pipeline import Embeddings, embed_dataset
 from fiqa_bench.report.plots import plot_evrc
 from fiqa_bench.report.provenance import provenance
@@ -103,7 +103,7 @@ class LFWProtocol:
         tables, scorers = {}, {}
         for spec in specs:
             say(f"scoring with {spec.label}")
-            tables[spec.label], scorers[spec.label] = self._score(spec, dataset, context)
+            tables[spec.label], scorers[spec.label] = self._score(spec, dataset, context, model)
             if list(tables[spec.label].paths) != list(emb.paths):
                 raise RuntimeError("internal error: score rows do not follow the dataset order")
         keep = ~emb.failed
@@ -136,8 +136,9 @@ class LFWProtocol:
                 scorers: dict[str, list[dict]], model: str, keep: np.ndarray) -> str:
         title = specs[0].label if len(specs) == 1 else ", ".join(spec.label for spec in specs)
         lines = [f"# {title} on {self.name}", "",
-                 f"{len(dataset)} LFW images ({self.split}), deployed model {model}; "
-                 f"{int(emb.failed.sum())} images failed upstream and were left out.", ""]
+                 f"{len(dataset)} LFW images ({self.split}), deployed model {model}, faces detected by "
+                 f"{emb.meta['detector']}; {int(emb.failed.sum())} images failed upstream and were left out; "
+                 f"{emb.meta['n_fallback_box']} had no face found and were aligned on the fallback box.", ""]
         for spec in specs:
             used = "; ".join(f"{s['images']} with {s['checkpoint'] or 'no checkpoint'}"
                              + (f" (sha256 {s['checkpoint_sha256'][:12]}...)" if s["checkpoint_sha256"] else "")
@@ -161,15 +162,18 @@ class LFWProtocol:
                             f"deployed {model}, {policy} threshold")
         return names
 
-    def _score(self, spec: MethodSpec, dataset: Dataset, context: RunContext) -> tuple[ScoreTable, list[dict]]:
-        """Scores of every image of the protocol split, cross-fitted when the method is trained."""
-        probe = create_method(spec.name, weights=spec.weights, settings=spec.settings)
+    def _score(self, spec: MethodSpec, dataset: Dataset, context: RunContext,
+               model: str) -> tuple[ScoreTable, list[dict]]:
+        """Scores of every image of the protocol split, cross-fitted when the method is trained; a method
+        that reads a recognition model reads the deployed ``model`` unless its settings name another."""
+        settings = spec.settings if spec.weights is not None else settings_for_model(spec.name, spec.settings, model)
+        probe = create_method(spec.name, weights=spec.weights, settings=settings)
         if not probe.card.trained or spec.weights is not None:
             table = score_dataset(probe, dataset, context)
             return table, [_scorer(probe, len(table.paths), "all images (no cross-fitting)")]
         parts, scorers = [], []
         for fold in self.folds:
-            method = create_method(spec.name, trained_on=CROSS_FIT[fold], settings=spec.settings)
+            method = create_method(spec.name, trained_on=CROSS_FIT[fold], settings=settings)
             part = score_dataset(method, load_lfw(context.data_root, fold), context)
             parts.append(part)
             scorers.append(_scorer(method, len(part.paths), f"lfw:{fold} images"))
@@ -202,7 +206,7 @@ def _merge(parts: list[ScoreTable], order: list[Path]) -> ScoreTable:
 
     return ScoreTable(paths=np.array([str(p) for p in order]), identities=pick("identities"),
                       quality=pick("quality").astype(np.float64), native=pick("native").astype(np.float64),
-                      reasons=pick("reasons").astype(str), method=parts[0].method)
+                      reasons=pick("reasons").astype(str), face=pick("face").astype(str), method=parts[0].method)
 
 
 def _say(message: str) -> None:

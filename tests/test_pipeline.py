@@ -60,6 +60,7 @@ def test_bad_images_are_recorded_never_fatal(messy_folder: Path, tmp_path: Path)
     assert "alpha" in result.reasons[row["d_rgba.png"]]
     assert "no face detected" in result.reasons[row["e_noface.png"]]
     assert result.meta["n_failed"] == 2 and result.meta["n_fallback_box"] == 1
+    assert result.face[row["e_noface.png"]] == "not found by hog: fallback box" and result.meta["detector"] == "hog"
     ok = ~result.failed
     assert np.allclose(np.linalg.norm(result.embeddings[ok], axis=1), 1, atol=1e-5)
     assert result.reasons[row["Aaron_Eckhart_0001.jpg"]] == ""
@@ -171,6 +172,14 @@ def test_chips_carry_the_upstream_reason_to_chip_reading_methods(messy_folder: P
     assert table.reasons[row["a_corrupt.jpg"]].startswith("upstream failure: corrupt image")
     assert table.reasons[row["b_empty.jpg"]].startswith("upstream failure: empty file")
     assert np.isnan(table.quality[row["b_empty.jpg"]]) and np.isfinite(table.quality[row["e_noface.png"]])
+    # A scored image says how its face was found: a user must tell a fallback-box score from a real face.
+    assert table.face[row["e_noface.png"]] == "not found by hog: fallback box"
+    assert table.reasons[row["e_noface.png"]] == "no face detected: fallback box"
+    assert "grayscale" in table.reasons[row["c_grey.png"]]
+    assert table.face[row["b_empty.jpg"]] == "not analysed"
+    assert table.face[row["Aaron_Eckhart_0001.jpg"]] == "found by hog"
+    again = score_dataset(MeanGrey(), dataset, RunContext(tmp_path / "cache", workers=1, progress=False))
+    assert again.reasons.tolist() == table.reasons.tolist() and again.face.tolist() == table.face.tolist()
 
 
 def test_chips_without_their_face_rows_are_aligned_again(messy_folder: Path, tmp_path: Path):

@@ -76,7 +76,7 @@ def test_cross_fit_merge_covers_every_image_once():
     def table(paths: list[str], q: list[float]) -> ScoreTable:
         n = len(paths)
         return ScoreTable(np.array(paths), np.array(["x"] * n), np.array(q), np.array(q),
-                          np.array([""] * n), "m")
+                          np.array([""] * n), np.array(["found by hog"] * n), "m")
 
     merged = _merge([table(["b", "d"], [2, 4]), table(["a", "c"], [1, 3])], [Path(p) for p in "abcd"])
     assert merged.paths.tolist() == ["a", "b", "c", "d"] and merged.quality.tolist() == [1, 2, 3, 4]

@@ -34,10 +34,13 @@ def test_train_and_score_a_folder(small_folder: Path, tmp_path: Path, capsys: py
     out = tmp_path / "scores.csv"
     assert main(["score", "--method", "sdd", "--weights", str(ckpt), "--dataset", f"folder:{small_folder}",
                  "--out", str(out), "--cache-dir", str(cache), "--quiet", "--workers", "1"]) == 0
-    lines = out.read_text().splitlines()
-    assert lines[0] == "path,identity,quality,native,reason" and len(lines) == 19
+    text = out.read_bytes().decode()
+    assert "\r" not in text  # plain newlines: grep and awk read it
+    lines = text.splitlines()
+    assert lines[0] == "path,identity,quality,native,face,reason" and len(lines) == 19
     broken = [ln for ln in lines if "broken.jpg" in ln][0]
-    assert ",,," in broken and "upstream failure: empty file" in broken
+    assert ",,,not analysed,upstream failure: empty file" in broken
+    assert sum(",found by hog," in ln for ln in lines) == 17
     assert "1 without a quality score" in capsys.readouterr().out
 
 

@@ -29,6 +29,16 @@ from fiqa_bench.hashing import sha256_json
 
 LANDMARK_MODEL = "shape_predictor_5_face_landmarks.dat"
 NO_FACE_NOTE = "no face detected: fallback box"
+#: The face detectors :class:`AlignmentSettings` can use.
+DETECTORS = ("hog", "retinaface")
+
+
+def face_outcome(failure: str, notes: str, detector: str) -> str:
+    """Whether the face of one image was found, in words: ``"found by hog"``,
+    ``"not found by hog: fallback box"``, or ``"not analysed"`` (the image could not be read)."""
+    if failure:
+        return "not analysed"
+    return f"not found by {detector}: fallback box" if NO_FACE_NOTE in notes else f"found by {detector}"
 
 
 @dataclass(frozen=True)
@@ -40,12 +50,18 @@ class AlignmentSettings:
             until a face is found.
         fallback_box: (left, top, right, bottom) as fractions of the image
             width and height, used when no face is found.
+        detector: ``"hog"`` (dlib's HOG detector, the upsampling levels
+            above) or ``"retinaface"`` (RetinaFace-MobileNet0.25, which also
+            gives the ArcFace five points; :mod:`fiqa_bench.faces.retinaface`).
     """
 
     upsample_attempts: tuple[int, ...] = (0, 1)
     fallback_box: tuple[float, float, float, float] = (0.308, 0.356, 0.724, 0.756)
+    detector: str = "hog"
 
     def __post_init__(self) -> None:
+        if self.detector not in DETECTORS:
+            raise ValueError(f"unknown face detector {self.detector!r}; known: {', '.join(DETECTORS)}")
         if not self.upsample_attempts or any(u < 0 or u > 3 for u in self.upsample_attempts):
             raise ValueError(f"upsample_attempts must be levels in 0..3, got {self.upsample_attempts}")
         left, top, right, bottom = self.fallback_box
@@ -56,7 +72,10 @@ class AlignmentSettings:
         """Hash of these settings and of the dlib version that applies them."""
         import dlib
 
-        return sha256_json({"settings": asdict(self), "dlib": dlib.__version__, "landmarks": LANDMARK_MODEL})[:16]
+        settings = asdict(self)
+        if self.detector == "hog":
+            del settings["detector"]  # the digest of every cache made before detectors could be chosen
+        return sha256_json({"settings": settings, "dlib": dlib.__version__, "landmarks": LANDMARK_MODEL})[:16]
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,8 @@ class ModelCard:
             :mod:`fiqa_bench.faces.templates`), e.g. ``"dlib150"``.
         embedding_dim: length of the embedding.
         weights: where the weights come from (file, package, "none").
+        detector: the face detector its chips are cut after by default
+            (``"hog"`` or ``"retinaface"``; ``--detector`` overrides it).
     """
 
     name: str
@@ -43,6 +45,7 @@ class ModelCard:
     template: str
     embedding_dim: int
     weights: str
+    detector: str = "hog"
 
 
 def l2_normalise(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
