@@ -197,7 +197,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     import numpy as np
 
     from fiqa_bench.data import DatasetError
-    from fiqa_bench.metrics.verification import best_threshold_accuracy
+    from fiqa_bench.metrics.verification import best_threshold_accuracy, kfold_accuracy
 
     dataset, result = _embeddings(args)
     pairs = dataset.pairs.get(args.pairs)
@@ -207,13 +207,22 @@ def cmd_verify(args: argparse.Namespace) -> int:
     first = np.array([p.first for p in pairs])
     second = np.array([p.second for p in pairs])
     genuine = np.array([p.genuine for p in pairs])
+    folds = np.array([p.fold for p in pairs])
     emb = result.embeddings
     usable = ~(result.failed[first] | result.failed[second])
     scores = np.einsum("ij,ij->i", emb[first[usable]], emb[second[usable]])
     acc = best_threshold_accuracy(scores, genuine[usable])
+    in_pairs = np.unique(np.r_[first, second])
     summary = {"dataset": dataset.name, "pairs": args.pairs, "model": result.meta["model"],
-               "accuracy": acc.accuracy, "threshold": acc.threshold, "n_genuine": acc.n_genuine,
-               "n_impostor": acc.n_impostor, "pairs_dropped_failed_image": int((~usable).sum())}
+               "detector": result.meta["detector"], "accuracy": acc.accuracy, "threshold": acc.threshold,
+               "n_genuine": acc.n_genuine, "n_impostor": acc.n_impostor,
+               "pairs_dropped_failed_image": int((~usable).sum()),
+               "images_in_pairs": int(len(in_pairs)),
+               "images_in_pairs_without_face_found": int(sum(not f.startswith("found") for f in result.face[in_pairs]))}
+    if len(np.unique(folds)) > 1:
+        k = kfold_accuracy(scores, genuine[usable], folds[usable])
+        summary |= {"kfold_mean_accuracy": k.mean, "kfold_sd": k.sd, "kfold_standard_error": k.standard_error,
+                    "kfold_accuracies": k.fold_accuracies.tolist(), "kfold_thresholds": k.thresholds.tolist()}
     print(json.dumps(summary, indent=2))
     return 0
 

@@ -67,7 +67,12 @@ def test_protocol_file_parsers(tmp_path: Path):
         parse_people(people)
     pairs = tmp_path / "pairs.txt"
     pairs.write_text("1\t1\nA\t1\t2\nA\t1\tB\t4\n")
-    assert parse_pairs(pairs) == [("A", 1, "A", 2), ("A", 1, "B", 4)]
+    assert parse_pairs(pairs) == [("A", 1, "A", 2, 0), ("A", 1, "B", 4, 0)]
+    pairs.write_text("2\t1\nA\t1\t2\nA\t1\tB\t4\nC\t1\t2\nC\t1\tD\t1\n")  # View 2 layout: folds
+    assert [row[4] for row in parse_pairs(pairs)] == [0, 0, 1, 1]
+    pairs.write_text("3\t1\nA\t1\t2\nA\t1\tB\t4\n")
+    with pytest.raises(DatasetError, match="3 folds of 2 pairs"):
+        parse_pairs(pairs)
     pairs.write_text("1\nA\t1\n")
     with pytest.raises(DatasetError, match="line 2"):
         parse_pairs(pairs)

@@ -27,11 +27,12 @@ class Sample:
 
 @dataclass(frozen=True)
 class Pair:
-    """Two sample indices and whether they show the same person (a genuine pair)."""
+    """Two sample indices, whether they show the same person (a genuine pair), and the pair list's fold."""
 
     first: int
     second: int
     genuine: bool
+    fold: int = 0
 
 
 @dataclass(frozen=True)

@@ -58,15 +58,31 @@ def parse_people(path: Path) -> list[tuple[str, int]]:
     return rows
 
 
-def parse_pairs(path: Path) -> list[tuple[str, int, str, int]]:
-    """(name_a, number_a, name_b, number_b) rows of an LFW pairs file."""
+def parse_pairs(path: Path) -> list[tuple[str, int, str, int, int]]:
+    """(name_a, number_a, name_b, number_b, fold) rows of an LFW pairs file.
+
+    The header is ``<folds> <n>`` (View 2: ``10 300``; each fold lists ``n``
+    matched then ``n`` mismatched pairs) or just ``<n>`` (View 1: one fold).
+    """
     lines = [ln.split() for ln in path.read_text().splitlines() if ln.strip()]
+    if not lines:
+        raise DatasetError(f"{path} is empty")
+    try:
+        header = [int(v) for v in lines[0]]
+    except ValueError:
+        raise DatasetError(f"{path}: the first line must be '<folds> <pairs per half-fold>' or "
+                           f"'<pairs per half>', got {lines[0]!r}") from None
+    per_fold = 2 * header[1] if len(header) == 2 else len(lines) - 1
+    if len(header) == 2 and header[0] * per_fold != len(lines) - 1:
+        raise DatasetError(f"{path}: the header announces {header[0]} folds of {per_fold} pairs, "
+                           f"but {len(lines) - 1} pairs follow")
     rows = []
     for number, fields in enumerate(lines[1:], start=2):
+        fold = (number - 2) // per_fold
         if len(fields) == 3:
-            rows.append((fields[0], int(fields[1]), fields[0], int(fields[2])))
+            rows.append((fields[0], int(fields[1]), fields[0], int(fields[2]), fold))
         elif len(fields) == 4:
-            rows.append((fields[0], int(fields[1]), fields[2], int(fields[3])))
+            rows.append((fields[0], int(fields[1]), fields[2], int(fields[3]), fold))
         else:
             raise DatasetError(f"{path}: line {number} is not a pair: {fields!r}")
     return rows
@@ -102,9 +118,9 @@ def load_lfw(data_root: Path, split: str = "all") -> Dataset:
         if not pair_file.is_file():
             continue
         kept = []
-        for a, i, b, j in parse_pairs(pair_file):
+        for a, i, b, j, fold in parse_pairs(pair_file):
             first, second = index.get(image_name(a, i)), index.get(image_name(b, j))
             if first is not None and second is not None:
-                kept.append(Pair(first, second, a == b))
+                kept.append(Pair(first, second, a == b, fold))
         pairs[pair_name] = tuple(kept)
     return Dataset(name=f"lfw:{split}", root=images, samples=tuple(samples), pairs=pairs)
