@@ -135,17 +135,22 @@ def _chunks(items: list, size: int) -> Iterator[list]:
 
 # --- the stages ------------------------------------------------------------------------------------
 
-def _face_columns(results: list[ImageResult]) -> dict[str, np.ndarray]:
+def _face_columns(results: list[ImageResult], with_points5: bool) -> dict[str, np.ndarray]:
+    """The faces store's columns; ``points5`` (ArcFace points, NaN where none) only for detectors that give them."""
     n = len(results)
     boxes = np.full((n, 4), -1, np.int32)
     marks = np.full((n, 5, 2), -1, np.int32)
+    points5 = np.full((n, 5, 2), np.nan, np.float64)
     failure = np.array([r.failure or "" for r in results], dtype=str)
     notes = np.array([NOTE_SEPARATOR.join(r.notes) for r in results], dtype=str)
     for i, r in enumerate(results):
         if r.face is not None:
             boxes[i] = r.face.box
             marks[i] = r.face.landmarks
-    return {"box": boxes, "landmarks": marks, "failure": failure, "notes": notes}
+            if r.face.points5 is not None:
+                points5[i] = r.face.points5
+    columns = {"box": boxes, "landmarks": marks, "failure": failure, "notes": notes}
+    return columns | {"points5": points5} if with_points5 else columns
 
 
 def ensure_chips(
@@ -164,8 +169,9 @@ def ensure_chips(
     if not todo:
         return faces, chips
     path_of = dict(zip(keys, paths))
+    with_points5 = context.alignment.detector == "retinaface"
     known_keys = [k for k in todo if k in faces]
-    known = dict(zip(known_keys, _faces_from_store(faces, known_keys))) if known_keys else {}
+    known = dict(zip(known_keys, _faces_from_store(faces, known_keys, with_points5))) if known_keys else {}
     bar = tqdm(total=len(todo), desc=f"aligning faces ({template.name})", unit="img",
                disable=not context.progress, file=sys.stderr)
     jobs = [(str(path_of[k]), (template,), known.get(k)) for k in todo]
@@ -174,7 +180,7 @@ def ensure_chips(
         chunk = [next(results) for _ in chunk_keys]
         new = [(k, r) for k, r in zip(chunk_keys, chunk) if k not in known]
         if new:
-            faces.put([k for k, _ in new], _face_columns([r for _, r in new]))
+            faces.put([k for k, _ in new], _face_columns([r for _, r in new], with_points5))
         stack = np.zeros((len(chunk), template.size, template.size, 3), np.uint8)
         for i, r in enumerate(chunk):
             if r.failure is None:
@@ -186,15 +192,17 @@ def ensure_chips(
     return faces, chips
 
 
-def _faces_from_store(faces: KeyedStore, keys: list[str]) -> list[FaceAnalysis | None]:
-    cols = faces.get(keys, ["box", "landmarks", "failure", "notes"])
+def _faces_from_store(faces: KeyedStore, keys: list[str], with_points5: bool) -> list[FaceAnalysis | None]:
+    cols = faces.get(keys, ["box", "landmarks", "failure", "notes", *(["points5"] if with_points5 else [])])
+    points = cols["points5"] if with_points5 else np.full((len(keys), 5, 2), np.nan)
     out: list[FaceAnalysis | None] = []
-    for box, marks, failure, notes in zip(cols["box"], cols["landmarks"], cols["failure"], cols["notes"]):
+    for box, marks, failure, notes, p5 in zip(cols["box"], cols["landmarks"], cols["failure"], cols["notes"], points):
         if failure:
             out.append(None)
         else:
             face_notes = tuple(n for n in str(notes).split(NOTE_SEPARATOR) if n and not _is_load_note(n))
-            out.append(FaceAnalysis(tuple(int(v) for v in box), marks.astype(np.int32), face_notes))
+            out.append(FaceAnalysis(tuple(int(v) for v in box), marks.astype(np.int32), face_notes,
+                                    p5.astype(np.float64) if np.isfinite(p5).all() else None))
     return out
 
 

@@ -105,3 +105,38 @@ def test_settings_validation_and_digest():
         AlignmentSettings(fallback_box=(0.5, 0.1, 0.4, 0.9))
     assert AlignmentSettings().digest() == AlignmentSettings().digest()
     assert AlignmentSettings().digest() != AlignmentSettings(upsample_attempts=(1,)).digest()
+
+
+def test_retinaface_alignment_cuts_arcface_chips_from_its_own_points(lfw_face_jpeg: Path, tmp_path: Path):
+    """With ``detector="retinaface"`` the ArcFace chip is the similarity fit of RetinaFace's five points onto
+    insightface's template (not the template derived for dlib's points); a face-less image falls back."""
+    from fiqa_bench.faces import retinaface
+
+    try:
+        retinaface.weights_file()
+    except FileNotFoundError as err:
+        pytest.skip(str(err))
+    aligner = FaceAligner(AlignmentSettings(detector="retinaface"))
+    templates = (get_template("dlib150"), get_template("arcface112"), get_template("lightqnet96"))
+    result = process_image(aligner, lfw_face_jpeg, templates)
+    assert result.failure is None and result.face.points5 is not None and result.face.points5.shape == (5, 2)
+    m = umeyama_similarity(result.face.points5, ARCFACE_112_POINTS)
+    residual = np.linalg.norm(apply_affine(m, result.face.points5) - ARCFACE_112_POINTS, axis=1)
+    assert residual.max() < 6  # a real face fits the mean face within a few pixels
+    image, _ = load_rgb(lfw_face_jpeg)
+    import cv2
+
+    expected = cv2.warpAffine(image, m, (112, 112), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    np.testing.assert_array_equal(result.chips["arcface112"], expected)
+    assert result.chips["dlib150"].shape == (150, 150, 3) and result.chips["lightqnet96"].shape == (96, 96, 3)
+    # dlib's own points are still predicted inside RetinaFace's box (dlib chips and the pose method read them)
+    hog = process_image(FaceAligner(), lfw_face_jpeg, templates)
+    assert np.abs(result.face.landmarks - hog.face.landmarks).max() <= 4
+
+    texture = tmp_path / "texture.png"
+    Image.fromarray(random_texture(1, 200)).save(texture)
+    none = process_image(aligner, texture, templates)
+    assert NO_FACE_NOTE in none.notes and none.face.points5 is None and none.face.box == (62, 71, 145, 151)
+    assert AlignmentSettings(detector="retinaface").digest() != AlignmentSettings().digest()
+    with pytest.raises(ValueError, match="unknown face detector 'mtcnn'"):
+        AlignmentSettings(detector="mtcnn")

@@ -194,3 +194,31 @@ def test_chips_without_their_face_rows_are_aligned_again(messy_folder: Path, tmp
     np.testing.assert_array_equal(again, chips)
     np.testing.assert_array_equal(failed_again, failed)
     assert reasons_again.tolist() == reasons.tolist()
+
+
+def test_retinaface_faces_are_cached_with_their_points(small_folder: Path, tmp_path: Path):
+    """RetinaFace's ArcFace points go into the faces store and come back for templates cut later."""
+    from fiqa_bench.faces import retinaface
+    from fiqa_bench.faces.align import AlignmentSettings, FaceAligner, process_image
+    from fiqa_bench.faces.templates import get_template
+    from fiqa_bench.pipeline import count_fallbacks, dataset_chips
+
+    try:
+        retinaface.weights_file()
+    except FileNotFoundError as err:
+        pytest.skip(str(err))
+    dataset = load_dataset(f"folder:{small_folder}", tmp_path)
+    context = RunContext(tmp_path / "cache", alignment=AlignmentSettings(detector="retinaface"), workers=2,
+                         progress=False)
+    arcface, failed, reasons = dataset_chips(dataset, "arcface112", context)
+    later, _, _ = dataset_chips(dataset, "lightqnet96", context)  # faces read back from the store
+    aligner = FaceAligner(context.alignment)
+    for i, path in enumerate(dataset.paths):
+        if failed[i]:
+            continue
+        direct = process_image(aligner, path, (get_template("arcface112"), get_template("lightqnet96")))
+        np.testing.assert_array_equal(arcface[i], direct.chips["arcface112"])
+        np.testing.assert_array_equal(later[i], direct.chips["lightqnet96"])
+    assert failed.sum() == 1 and count_fallbacks(reasons) == 0
+    emb = embed_dataset(dataset, create_model("lbp"), context)
+    assert set(emb.face[~emb.failed]) == {"found by retinaface"} and emb.meta["detector"] == "retinaface"

@@ -1,8 +1,19 @@
-"""Face detection, 5-point landmarks and aligned chips, with dlib.
+"""Face detection, 5-point landmarks and aligned chips.
 
-For each image: dlib's HOG frontal-face detector is run at the upsampling
-levels in :attr:`AlignmentSettings.upsample_attempts` (default: none, then
-2x) until it finds a face; of several faces the one whose box centre is
+For each image, the detector of :attr:`AlignmentSettings.detector` looks
+for faces:
+
+* ``hog`` (default): dlib's HOG frontal-face detector is run at the
+  upsampling levels in :attr:`AlignmentSettings.upsample_attempts`
+  (default: none, then 2x) until it finds a face.
+* ``retinaface``: RetinaFace-MobileNet0.25 (:mod:`fiqa_bench.faces.retinaface`)
+  at the image's own size; detections scoring at least 0.6 are faces.  It
+  also finds non-frontal faces and gives the five ArcFace points (eye
+  centres, nose tip, mouth corners: :attr:`FaceAnalysis.points5`), which
+  the templates that have ArcFace-point targets (``arcface112``,
+  ``lightqnet96``) are cut from, as insightface cuts its chips.
+
+Of several faces the one whose box centre is
 nearest the image centre is kept (LFW and most FIQA sets are centred on the
 subject), and the count is noted.  When no face is found at any level, the
 **fallback** box :attr:`AlignmentSettings.fallback_box` (fractions of the
@@ -10,9 +21,10 @@ image width/height; the default is the median HOG box on LFW's 250x250
 deep-funneled images) is used and the image is noted
 ``"no face detected: fallback box"``; landmarks are still predicted inside
 it, so the image keeps a chip and an embedding and the protocol can decide
-what to do with it.  Landmarks come from dlib's
-``shape_predictor_5_face_landmarks.dat``; chips are cut to a
-:class:`~fiqa_bench.faces.templates.ChipTemplate`.
+what to do with it.  dlib's five landmarks (eye corners, nose base) come from
+``shape_predictor_5_face_landmarks.dat`` inside the kept box, whichever
+detector found it (dlib's chips and the ``pose`` method read them); chips
+are cut to a :class:`~fiqa_bench.faces.templates.ChipTemplate`.
 """
 
 from __future__ import annotations
@@ -24,7 +36,7 @@ import cv2
 import numpy as np
 
 from fiqa_bench.faces.io import ImageLoadError, load_rgb
-from fiqa_bench.faces.templates import ChipTemplate, umeyama_similarity
+from fiqa_bench.faces.templates import ChipTemplate, arcface_points, umeyama_similarity
 from fiqa_bench.hashing import sha256_json
 
 LANDMARK_MODEL = "shape_predictor_5_face_landmarks.dat"
@@ -72,9 +84,14 @@ class AlignmentSettings:
         """Hash of these settings and of the dlib version that applies them."""
         import dlib
 
-        settings = asdict(self)
+        settings: dict = asdict(self)
         if self.detector == "hog":
             del settings["detector"]  # the digest of every cache made before detectors could be chosen
+        else:
+            from fiqa_bench.faces import retinaface
+
+            settings["retinaface"] = {"weights_sha256": retinaface.SHA256, "face_threshold": retinaface.FACE_THRESHOLD,
+                                      "post_processing": asdict(retinaface.DetectionSettings())}
         return sha256_json({"settings": settings, "dlib": dlib.__version__, "landmarks": LANDMARK_MODEL})[:16]
 
 
@@ -86,11 +103,15 @@ class FaceAnalysis:
         box: (left, top, right, bottom) of the face box used, in pixels.
         landmarks: (5, 2) int32 landmark coordinates (x, y), dlib's order.
         notes: non-fatal remarks (conversions, fallback box, several faces).
+        points5: (5, 2) float64 ArcFace points (left eye, right eye in image
+            order, nose tip, left and right mouth corner) when the detector
+            gives them (RetinaFace), else None.
     """
 
     box: tuple[int, int, int, int]
     landmarks: np.ndarray
     notes: tuple[str, ...]
+    points5: np.ndarray | None = None
 
 
 def pick_central(boxes: list[tuple[int, int, int, int]], width: int, height: int) -> int:
@@ -110,6 +131,7 @@ class FaceAligner:
         self.settings = settings or AlignmentSettings()
         self._detector = None
         self._predictor = None
+        self._retinaface = None
 
     def _models(self):  # noqa: ANN202 - dlib types
         if self._detector is None:
@@ -121,6 +143,20 @@ class FaceAligner:
             self._predictor = dlib.shape_predictor(str(dlib_model_file(LANDMARK_MODEL)))
         return self._detector, self._predictor
 
+    def _retinaface_face(self, image: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray, int] | None:
+        """(box, ArcFace points, faces found) of the most central RetinaFace face, or None."""
+        from fiqa_bench.faces.retinaface import RetinaFace, central_face
+
+        if self._retinaface is None:
+            self._retinaface = RetinaFace()
+        height, width = image.shape[:2]
+        face = central_face(self._retinaface.detect(image), width, height)
+        if face is None:
+            return None
+        left, top, right, bottom = (int(round(v)) for v in face.box)
+        box = (max(left, 0), max(top, 0), min(right, width - 1), min(bottom, height - 1))
+        return box, face.landmarks.astype(np.float64), face.faces
+
     def analyse(self, image: np.ndarray) -> FaceAnalysis:
         """Face box and five landmarks of the most central face in ``image`` (RGB uint8)."""
         import dlib
@@ -128,22 +164,30 @@ class FaceAligner:
         detector, predictor = self._models()
         height, width = image.shape[:2]
         notes: list[str] = []
-        boxes: list[tuple[int, int, int, int]] = []
-        for level in self.settings.upsample_attempts:
-            boxes = [(r.left(), r.top(), r.right(), r.bottom()) for r in detector(image, level)]
+        points5 = None
+        found = 0
+        if self.settings.detector == "retinaface":
+            kept = self._retinaface_face(image)
+            if kept is not None:
+                box, points5, found = kept
+        else:
+            boxes: list[tuple[int, int, int, int]] = []
+            for level in self.settings.upsample_attempts:
+                boxes = [(r.left(), r.top(), r.right(), r.bottom()) for r in detector(image, level)]
+                if boxes:
+                    break
             if boxes:
-                break
-        if boxes:
-            box = boxes[pick_central(boxes, width, height)]
-            if len(boxes) > 1:
-                notes.append(f"{len(boxes)} faces detected: kept the most central")
+                box, found = boxes[pick_central(boxes, width, height)], len(boxes)
+        if found:
+            if found > 1:
+                notes.append(f"{found} faces detected: kept the most central")
         else:
             fl, ft, fr, fb = self.settings.fallback_box
             box = (round(fl * width), round(ft * height), round(fr * width), round(fb * height))
             notes.append(NO_FACE_NOTE)
         shape = predictor(image, dlib.rectangle(*box))
         landmarks = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.int32)
-        return FaceAnalysis(box=box, landmarks=landmarks, notes=tuple(notes))
+        return FaceAnalysis(box=box, landmarks=landmarks, notes=tuple(notes), points5=points5)
 
     def chip(self, image: np.ndarray, face: FaceAnalysis, template: ChipTemplate) -> np.ndarray:
         """The ``(S, S, 3)`` uint8 chip of ``face`` cut to ``template``."""
@@ -154,7 +198,11 @@ class FaceAligner:
             detection = dlib.full_object_detection(dlib.rectangle(*face.box), parts)
             return np.asarray(dlib.get_face_chip(image, detection, size=template.size,
                                                  padding=template.dlib_padding), dtype=np.uint8)
-        m = umeyama_similarity(face.landmarks.astype(np.float64), template.target_points())
+        if face.points5 is not None and template.arcface_target is not None:
+            m = umeyama_similarity(arcface_points(face.points5, len(template.arcface_target)),
+                                   np.array(template.arcface_target, dtype=np.float64))
+        else:
+            m = umeyama_similarity(face.landmarks.astype(np.float64), template.target_points())
         return cv2.warpAffine(image, m, (template.size, template.size), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
 

@@ -29,6 +29,15 @@ def _init_worker(settings: AlignmentSettings) -> None:
     _WORKER_ALIGNER = FaceAligner(settings)
 
 
+def _init_pool_worker(settings: AlignmentSettings) -> None:
+    """:func:`_init_worker` in a pool process, where RetinaFace runs on one thread (the workers share the cores)."""
+    if settings.detector == "retinaface":
+        import torch
+
+        torch.set_num_threads(1)
+    _init_worker(settings)
+
+
 def _work(job: Job) -> ImageResult:
     path, templates, known = job
     if _WORKER_ALIGNER is None:
@@ -45,7 +54,7 @@ def align_images(jobs: list[Job], settings: AlignmentSettings, workers: int) -> 
     if workers <= 1:
         _init_worker(settings)
         return _in_process(jobs)
-    pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(settings,))
+    pool = mp.get_context("spawn").Pool(workers, initializer=_init_pool_worker, initargs=(settings,))
     return _close_after(pool, pool.imap(_work, jobs, chunksize=8))
 
 

@@ -37,6 +37,13 @@ Three templates are offered:
   where ArcFace's nose tip lands.  The demo's 160 -> 96 resize (OpenCV's
   half-pixel centres) would put every point 0.2 px up and left of 0.96 times
   its 160-px position; that shift is ignored.
+
+When the detector gives the five ArcFace points itself (RetinaFace: eye
+centres, nose tip, mouth corners), ``arcface112`` is cut from those onto
+:data:`ARCFACE_112_POINTS`, as insightface does, and ``lightqnet96`` from the
+eye centres and the mouth centre onto the authors' three targets, as their
+demo does with MTCNN's points; the derived dlib targets above serve the
+HOG path, which has no mouth points.
 """
 
 from __future__ import annotations
@@ -140,6 +147,10 @@ class ChipTemplate:
             with this padding (byte-identical to dlib's own chips); when
             None, by a least-squares similarity warp onto ``target``.
         description: one line for humans.
+        arcface_target: where a detector's ArcFace points land in the chip
+            (five: eye centres, nose tip, mouth corners; or three: eye
+            centres and mouth centre, see :func:`arcface_points`); used
+            instead of ``target`` when the face has them (RetinaFace).
     """
 
     name: str
@@ -147,6 +158,7 @@ class ChipTemplate:
     target: tuple[tuple[float, float], ...]
     dlib_padding: float | None
     description: str
+    arcface_target: tuple[tuple[float, float], ...] | None = None
 
     def target_points(self) -> np.ndarray:
         """``target`` as a (5, 2) float array."""
@@ -167,10 +179,27 @@ def dlib_template(size: int, padding: float) -> ChipTemplate:
 TEMPLATES: dict[str, ChipTemplate] = {
     "dlib150": dlib_template(150, 0.25),
     "arcface112": ChipTemplate("arcface112", 112, _points(dlib_points_in_arcface_112()), None,
-                               "112x112 ArcFace template, eyes where insightface puts them"),
+                               "112x112 ArcFace template, eyes where insightface puts them",
+                               arcface_target=_points(ARCFACE_112_POINTS)),
     "lightqnet96": ChipTemplate("lightqnet96", 96, _points(dlib_points_in_lightqnet_96()), None,
-                                "96x96 LightQNet input, eyes where the authors' demo puts them"),
+                                "96x96 LightQNet input, eyes where the authors' demo puts them",
+                                arcface_target=_points(LIGHTQNET_POINTS * 0.96)),
 }
+
+
+def arcface_points(points5: np.ndarray, n: int) -> np.ndarray:
+    """A detector's five ArcFace points as a template with ``n`` targets reads them.
+
+    ``n = 5``: unchanged (eye centres, nose tip, mouth corners).  ``n = 3``:
+    the two eye centres and the mouth centre (mean of the corners), the
+    three points LightQNet's demo aligns with.
+    """
+    points5 = np.asarray(points5, dtype=np.float64)
+    if n == 5:
+        return points5
+    if n == 3:
+        return np.vstack([points5[:2], points5[3:5].mean(axis=0)])
+    raise ValueError(f"a template has 5 or 3 ArcFace targets, not {n}")
 
 
 def get_template(name: str) -> ChipTemplate:
