@@ -6,19 +6,10 @@ This module decodes the protobuf wire format directly and returns the nodes
 as plain data (:class:`Node`: name, op, inputs, attributes; tensors as numpy
 arrays), which :mod:`fiqa_bench.graphdef_torch` turns into a PyTorch module.
 
-Wire format (https://protobuf.dev/programming-guides/encoding/)
------------------------------------------------------------------
-A message is a sequence of fields, each a *key* then a value.  The key is a
-varint ``field_number << 3 | wire_type``.  Varints are little-endian groups
-of 7 bits, the high bit of each byte set when another byte follows; an
-``int32``/``int64``/enum holds a negative value as its 64-bit two's
-complement (ten bytes).  Wire types: 0 varint, 1 eight little-endian bytes
-(``double``, ``fixed64``), 2 a varint length then that many bytes (strings,
-bytes, sub-messages and *packed* repeated scalars), 5 four little-endian
-bytes (``float``, ``fixed32``).  Types 3 and 4 (groups) are not used by
-TensorFlow's protos and are rejected.  A repeated scalar may arrive packed
-(one type-2 field) or one field per element; both are accepted, as the
-specification requires.  Unknown fields are skipped.
+The wire format is decoded by :mod:`fiqa_bench.protobuf_wire` (shared with
+:mod:`fiqa_bench.onnx_graph`); TensorFlow's protos use no groups (wire types
+3 and 4), which are rejected.  Wire-format errors surface as
+:class:`GraphDefError` from :func:`parse_graphdef`.
 
 The messages and field numbers read (``tensorflow/core/framework/*.proto``)
 ------------------------------------------------------------------------------
@@ -54,14 +45,25 @@ import enum
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
-VARINT, FIXED64, LENGTH_DELIMITED, FIXED32 = 0, 1, 2, 5
+from fiqa_bench.protobuf_wire import (
+    FIXED32,
+    WireFormatError,
+    iter_fields,
+    read_varint,
+    repeated_scalars,
+    signed64,
+)
+from fiqa_bench.protobuf_wire import text as _text
+
+__all__ = ["DType", "GraphDefError", "Node", "parse_attr", "parse_graphdef", "parse_node", "parse_shape",
+           "parse_tensor", "read_graphdef", "read_varint", "signed64"]
 
 
-class GraphDefError(ValueError):
+class GraphDefError(WireFormatError):
     """The bytes are not a GraphDef this reader understands (the message says where and why)."""
 
 
@@ -98,83 +100,6 @@ class Node:
     op: str
     inputs: tuple[str, ...] = ()
     attrs: dict[str, Any] = field(default_factory=dict)
-
-
-# --- wire format ---------------------------------------------------------------------------------
-
-def read_varint(buf: bytes, pos: int) -> tuple[int, int]:
-    """The unsigned varint starting at ``buf[pos]`` and the position after it."""
-    value, shift = 0, 0
-    while True:
-        if pos >= len(buf):
-            raise GraphDefError(f"truncated varint at byte {pos}")
-        byte = buf[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
-        if shift >= 70:
-            raise GraphDefError(f"varint longer than 10 bytes ending at byte {pos}")
-
-
-def signed64(value: int) -> int:
-    """A varint read as a two's-complement int64 (how int32, int64 and enums store negatives)."""
-    value &= (1 << 64) - 1
-    return value - (1 << 64) if value >= 1 << 63 else value
-
-
-def iter_fields(buf: bytes) -> Iterator[tuple[int, int, Any]]:
-    """``(field number, wire type, value)`` for each field of the message ``buf``, in order.
-
-    The value is an int for varints, ``bytes`` of length 8 or 4 for the fixed
-    types, and the payload ``bytes`` for length-delimited fields.
-    """
-    pos, end = 0, len(buf)
-    while pos < end:
-        key, pos = read_varint(buf, pos)
-        number, wire = key >> 3, key & 7
-        if number == 0:
-            raise GraphDefError(f"field number 0 at byte {pos}")
-        if wire == VARINT:
-            value, pos = read_varint(buf, pos)
-        elif wire == FIXED64:
-            value, pos = buf[pos : pos + 8], pos + 8
-        elif wire == FIXED32:
-            value, pos = buf[pos : pos + 4], pos + 4
-        elif wire == LENGTH_DELIMITED:
-            length, pos = read_varint(buf, pos)
-            value, pos = buf[pos : pos + length], pos + length
-        else:
-            raise GraphDefError(f"wire type {wire} (field {number}) is not supported")
-        if pos > end:
-            raise GraphDefError(f"field {number} runs past the end of its message ({pos} > {end} bytes)")
-        yield number, wire, value
-
-
-def _repeated(wire: int, value: Any, scalar: str) -> list:
-    """Elements of one occurrence of a repeated scalar field, packed or not.
-
-    ``scalar`` is ``"varint"``, ``"f"`` (float32) or ``"d"`` (double).
-    """
-    if scalar == "varint":
-        if wire == VARINT:
-            return [value]
-        if wire != LENGTH_DELIMITED:
-            raise GraphDefError(f"a varint list cannot have wire type {wire}")
-        out, pos = [], 0
-        while pos < len(value):
-            v, pos = read_varint(value, pos)
-            out.append(v)
-        return out
-    size, wire_single = (4, FIXED32) if scalar == "f" else (8, FIXED64)
-    if wire not in (wire_single, LENGTH_DELIMITED) or len(value) % size:
-        raise GraphDefError(f"a {scalar!r} list cannot be {len(value)} bytes of wire type {wire}")
-    return list(struct.unpack(f"<{len(value) // size}{scalar}", value))
-
-
-def _text(value: bytes) -> str:
-    return bytes(value).decode("utf-8")
 
 
 # --- messages ------------------------------------------------------------------------------------
@@ -217,13 +142,13 @@ def parse_tensor(buf: bytes) -> np.ndarray:
         elif number == 4:
             content = bytes(value)
         elif number == 5:
-            values += _repeated(wire, value, "f")
+            values += repeated_scalars(wire, value, "f")
         elif number == 6:
-            values += _repeated(wire, value, "d")
+            values += repeated_scalars(wire, value, "d")
         elif number in (7, 10):
-            values += [signed64(v) for v in _repeated(wire, value, "varint")]
+            values += [signed64(v) for v in repeated_scalars(wire, value, "varint")]
         elif number == 11:
-            values += [bool(v) for v in _repeated(wire, value, "varint")]
+            values += [bool(v) for v in repeated_scalars(wire, value, "varint")]
     if dtype is None:
         raise GraphDefError("tensor without a dtype")
     np_dtype = NUMPY_DTYPE[dtype]
@@ -245,13 +170,13 @@ def _attr_list(buf: bytes) -> list:
         if number == 2:
             out.append(_string_attr(value))
         elif number == 3:
-            out += [signed64(v) for v in _repeated(wire, value, "varint")]
+            out += [signed64(v) for v in repeated_scalars(wire, value, "varint")]
         elif number == 4:
-            out += [float(v) for v in _repeated(wire, value, "f")]
+            out += [float(v) for v in repeated_scalars(wire, value, "f")]
         elif number == 5:
-            out += [bool(v) for v in _repeated(wire, value, "varint")]
+            out += [bool(v) for v in repeated_scalars(wire, value, "varint")]
         elif number == 6:
-            out += [_dtype(v, "attribute list") for v in _repeated(wire, value, "varint")]
+            out += [_dtype(v, "attribute list") for v in repeated_scalars(wire, value, "varint")]
         elif number == 7:
             out.append(parse_shape(value))
         elif number == 8:
@@ -312,7 +237,7 @@ def parse_node(buf: bytes) -> Node:
                     attr = v
             try:
                 attrs[key] = parse_attr(attr) if attr is not None else None
-            except GraphDefError as exc:
+            except WireFormatError as exc:
                 raise GraphDefError(f"node {name!r}, attribute {key!r}: {exc}") from None
     if not name or not op:
         raise GraphDefError(f"a node without a name or op (name {name!r}, op {op!r})")
@@ -321,7 +246,12 @@ def parse_node(buf: bytes) -> Node:
 
 def parse_graphdef(data: bytes) -> list[Node]:
     """The nodes of a serialised ``GraphDef``, in file order."""
-    nodes = [parse_node(value) for number, _, value in iter_fields(bytes(data)) if number == 1]
+    try:
+        nodes = [parse_node(value) for number, _, value in iter_fields(bytes(data)) if number == 1]
+    except GraphDefError:
+        raise
+    except WireFormatError as exc:  # a primitive's error, as this reader's
+        raise GraphDefError(str(exc)) from None
     names = [n.name for n in nodes]
     if len(set(names)) != len(names):
         raise GraphDefError("the graph has duplicate node names")
