@@ -25,6 +25,7 @@ from fiqa_bench.graphdef import DType, GraphDefError, Node, parse_graphdef, read
 from fiqa_bench.graphdef_torch import GraphModule, TFConv2d, conv_weight_from_tf, tf_same_padding
 from fiqa_bench.methods.lightqnet import SHA256, LightQNet, model_file, network_input
 from fiqa_bench.paths import default_models_root
+from fiqa_bench.protobuf_wire import encode_varint
 
 REFERENCE = Path(__file__).parent / "data" / "lightqnet_reference.npz"
 TOLERANCE = 1e-5
@@ -35,14 +36,8 @@ WIDTHS = tuple(SHA256)
 # A tiny protobuf writer, to build test messages.
 
 def varint(value: int) -> bytes:
-    value &= (1 << 64) - 1  # negatives as 64-bit two's complement, as protobuf writes int32/int64
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
+    """A varint as protobuf writes it (negatives as 64-bit two's complement)."""
+    return encode_varint(value)
 
 
 def field(number: int, value: int | bytes | str, wire: int | None = None) -> bytes:
