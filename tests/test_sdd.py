@@ -74,18 +74,20 @@ def test_shipped_models_are_what_their_records_say():
     from fiqa_bench.methods.sdd import SDDLabels
 
     shipped = sorted(weights_dir().glob("sdd*.pt"))
-    assert len(shipped) == 4  # sdd and pos-only labels, each cross-fitted over LFW View 1
-    for variant in ("sdd", "pos-only"):
-        for trained_on in ("lfw:devtrain", "lfw:devtest"):
-            path = shipped_checkpoint(SDDLabels(variant=variant).stem, trained_on)
-            assert path in shipped
-            record = json.loads(path.with_suffix(".json").read_text())
-            assert record["sha256"] == sha256_file(path) and record["trained_on"] == trained_on
-            assert record["labels"]["variant"] == variant and record["provenance"]["git"]["dirty"] is False
-            assert path.stat().st_size < 5 * 2**20
-            method = create_method("sdd", trained_on=trained_on, settings={"variant": variant})
-            assert method.card.weights_sha256 == record["sha256"]
-            assert method.card.needs == "stages:dlib-resnet" and method.card.higher_is_better
+    models = ("dlib-resnet", "mobilefacenet-512")
+    assert len(shipped) == 8  # sdd and pos-only labels, each cross-fitted over LFW View 1, for both models
+    for model in models:
+        for variant in ("sdd", "pos-only"):
+            for trained_on in ("lfw:devtrain", "lfw:devtest"):
+                path = shipped_checkpoint(SDDLabels(variant=variant).stem, trained_on, model)
+                assert path in shipped
+                record = json.loads(path.with_suffix(".json").read_text())
+                assert record["sha256"] == sha256_file(path) and record["trained_on"] == trained_on
+                assert record["labels"]["variant"] == variant and record["provenance"]["git"]["dirty"] is False
+                assert record["model"] == model and path.stat().st_size < 5 * 2**20
+                method = create_method("sdd", trained_on=trained_on, settings={"variant": variant, "model": model})
+                assert method.card.weights_sha256 == record["sha256"]
+                assert method.card.needs == f"stages:{model}" and method.card.higher_is_better
     with pytest.raises(FileNotFoundError, match="shipped"):
         create_method("sdd", trained_on="lfw:everything")
     with pytest.raises(ValueError, match="not both"):
