@@ -76,3 +76,11 @@ def test_protocol_file_parsers(tmp_path: Path):
     pairs.write_text("1\nA\t1\n")
     with pytest.raises(DatasetError, match="line 2"):
         parse_pairs(pairs)
+
+
+def test_a_bare_path_asks_for_the_folder_prefix(tmp_path: Path):
+    from fiqa_bench.data import load_dataset
+
+    (tmp_path / "faces" / "A").mkdir(parents=True)
+    with pytest.raises(DatasetError, match=f"write --dataset folder:{tmp_path / 'faces'}"):
+        load_dataset(str(tmp_path / "faces"), tmp_path)

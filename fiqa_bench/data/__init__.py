@@ -39,8 +39,16 @@ DATASETS.add("folder", _folder, description="any image folder: folder:PATH, iden
 
 
 def load_dataset(spec: str, data_root: Path, split: str | None = None) -> Dataset:
-    """The dataset named by ``spec`` (``"lfw"`` or ``"folder:PATH"``)."""
+    """The dataset named by ``spec`` (``"lfw"`` or ``"folder:PATH"``).
+
+    A bare path (``/data/faces``) is refused with the hint to write
+    ``folder:/data/faces``: guessing would let a typo in a dataset name
+    read some folder of the same name.
+    """
     kind, _, argument = spec.partition(":")
+    if kind not in DATASETS and ("/" in spec or Path(spec).is_dir()):
+        raise DatasetError(f"unknown dataset {spec!r}: to use a folder of images (one subfolder per identity), "
+                           f"write --dataset folder:{spec}")
     return DATASETS.get(kind)(argument or None, Path(data_root), split)
 
 
