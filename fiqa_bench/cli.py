@@ -265,9 +265,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     from fiqa_bench.data import load_dataset
     from fiqa_bench.method import create_method
-    from fiqa_bench.scoring import score_dataset
-
     from fiqa_bench.pipeline import count_fallbacks
+    from fiqa_bench.scoring import score_dataset
 
     start = time.perf_counter()
     method = create_method(args.method, args.weights, args.trained_on, _options(args.set))

@@ -272,10 +272,9 @@ class LearnedQualityMethod(QualityMethod):
         if weights is not None:
             return cls(weights)
         if "@" not in model:  # an alias (dlib) names the same shipped files as the model's name
-            from fiqa_bench.recognition import _builtin  # noqa: F401  (registers the built-in models)
-            from fiqa_bench.recognition.registry import MODELS
+            from fiqa_bench.recognition import canonical_model_name
 
-            model = MODELS.canonical(model)
+            model = canonical_model_name(model)
         path = shipped_checkpoint(objective.stem, trained_on or DEFAULT_TRAINED_ON, model)
         if not path.is_file():
             shipped = sorted(p.name for p in weights_dir().glob(f"{cls.objective.method}-*.pt"))

@@ -100,8 +100,7 @@ class QualityMethod(ABC):
     @classmethod
     def setting_names(cls) -> tuple[str, ...]:
         """The settings ``create`` takes (``--set key=value``); by default the constructor's parameters."""
-        return tuple(k for k, p in inspect.signature(cls).parameters.items()
-                     if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+        return tuple(constructor_parameters(cls))
 
     def fingerprint(self) -> str:
         """Changes whenever the scores could change (part of the score cache key)."""
@@ -143,13 +142,18 @@ def _convert(name: str, value: Any, kind: Any) -> Any:
     return value
 
 
+def constructor_parameters(cls: type) -> dict[str, inspect.Parameter]:
+    """The named parameters of ``cls``'s constructor (what ``--set key=value`` can give it)."""
+    return {k: p for k, p in inspect.signature(cls).parameters.items()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
 def constructor_settings(cls: type, settings: Mapping[str, Any]) -> dict[str, Any]:
     """``settings`` checked against ``cls``'s constructor and converted to its annotated types.
 
     An unknown key is a ValueError that lists the known ones.
     """
-    parameters = {k: p for k, p in inspect.signature(cls).parameters.items()
-                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    parameters = constructor_parameters(cls)
     unknown = sorted(set(settings) - set(parameters))
     if unknown:
         known = ", ".join(parameters) or "none"

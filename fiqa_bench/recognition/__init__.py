@@ -24,6 +24,13 @@ def split_reference(reference: str) -> tuple[str, str | None]:
     return name, weights or None
 
 
+def canonical_model_name(name: str) -> str:
+    """The registry name of the built-in or registered model ``name`` (an alias such as ``dlib`` resolved)."""
+    from fiqa_bench.recognition import _builtin  # noqa: F401  (registers the built-in models)
+
+    return MODELS.canonical(name)
+
+
 def create_model(name: str, weights: str | Path | None = None, device: str = "cpu") -> RecognitionModel:
     """Build the registered recognition model ``name`` (a registry name or a ``NAME@CHECKPOINT`` reference).
 
@@ -35,14 +42,12 @@ def create_model(name: str, weights: str | Path | None = None, device: str = "cp
     The model's :attr:`~RecognitionModel.reference` is set to the canonical
     name, followed by ``@CHECKPOINT`` when weights were given.
     """
-    from fiqa_bench.recognition import _builtin  # noqa: F401  (registers the built-in models)
-
     base, from_reference = split_reference(name)
     if from_reference and weights:
         raise ValueError(f"give the checkpoint once: {name!r} and weights {weights}")
     weights = weights or from_reference
-    model = MODELS.get(base)(Path(weights) if weights else None, device)
-    canonical = MODELS.canonical(base)
+    canonical = canonical_model_name(base)
+    model = MODELS.get(canonical)(Path(weights) if weights else None, device)
     model.reference = f"{canonical}@{weights}" if weights else canonical
     return model
 
@@ -57,4 +62,4 @@ def create_torch_model(name: str, purpose: str) -> TorchRecognitionModel:
 
 
 __all__ = ["MODELS", "ModelCard", "RecognitionModel", "TorchEmbeddingNet", "TorchRecognitionModel", "create_model",
-           "create_torch_model", "split_reference"]
+           "create_torch_model", "canonical_model_name", "split_reference"]
