@@ -34,8 +34,43 @@ def _folder(argument: str | None, data_root: Path, split: str | None) -> Dataset
     return load_folder(Path(argument))
 
 
+def _no_split(kind: str, split: str | None) -> None:
+    if split not in (None, "all"):
+        raise DatasetError(f"{kind} has no split {split!r}; only 'all'")
+
+
+def _utkface(argument: str | None, data_root: Path, split: str | None) -> Dataset:
+    from fiqa_bench.data.attributes import load_utkface
+
+    _no_split("utkface", split)
+    return load_utkface(Path(argument) if argument else data_root)
+
+
+def _adience(argument: str | None, data_root: Path, split: str | None) -> Dataset:
+    from fiqa_bench.data.attributes import load_adience
+
+    _no_split("adience", split)
+    return load_adience(Path(argument) if argument else data_root)[0]
+
+
+def _ijbc(argument: str | None, data_root: Path, split: str | None) -> Dataset:
+    from fiqa_bench.data.ijbc import load_ijbc
+
+    _no_split("ijbc", split)
+    root = Path(argument) if argument else data_root / "ijbc"
+    if not root.is_dir():
+        raise DatasetError(f"dataset not found at {root}")
+    return load_ijbc(root)[0]
+
+
 DATASETS.add("lfw", _lfw, description="Labeled Faces in the Wild, deep-funneled; splits all/devtrain/devtest")
 DATASETS.add("folder", _folder, description="any image folder: folder:PATH, identity = first-level subfolder")
+DATASETS.add("utkface", _utkface, description="UTKFace aligned faces (age, gender, race in the names; no "
+             "identities): <data root>/utkface or utkface:ROOT")
+DATASETS.add("adience", _adience, description="Adience aligned faces with fold files: <data root>/adience or "
+             "adience:ROOT")
+DATASETS.add("ijbc", _ijbc, description="IJB-C 1:1 in the insightface layout (meta/, loose_crop/): <data root>/ijbc "
+             "or ijbc:PATH")
 
 
 def load_dataset(spec: str, data_root: Path, split: str | None = None) -> Dataset:
