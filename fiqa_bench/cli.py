@@ -45,6 +45,29 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _protocol_models(parser: argparse.ArgumentParser) -> None:
+    """The options every protocol run takes: the models and the dataset."""
+    parser.add_argument("--model", default="dlib-resnet", help="recognition model the methods read, and the "
+                        "deployed one unless --deployed-model names another")
+    parser.add_argument("--deployed-model", default=None, help="recognition model whose errors are counted "
+                        "(default: --model); another model makes a cross-model run (SDD-FIQA Tables 3, 4)")
+    parser.add_argument("--dataset", default=None, help="dataset of protocols that take one (evrc, bias ...): "
+                        "'folder:PATH' or a registered dataset")
+    parser.add_argument("--attributes", type=Path, default=None, help="bias protocol: CSV path,<attribute>... "
+                        "labelling a dataset without built-in labels")
+
+
+def _protocol_options(args: argparse.Namespace, protocol: object) -> dict:
+    """Options only some protocols take, passed only when given; a protocol that lacks one refuses it."""
+    import inspect
+
+    if args.attributes is None:
+        return {}
+    if "attributes" not in inspect.signature(protocol.run).parameters:
+        raise ValueError(f"--attributes is for the bias protocol, not {args.protocol!r}")
+    return {"attributes": args.attributes}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fiqa-bench", description="Face Image Quality Assessment benchmark")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -100,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default=None, help="checkpoint of a trained method (disables cross-fitting)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="method setting, e.g. variant=pos-only (repeatable)")
-    p.add_argument("--model", default="dlib-resnet", help="deployed recognition model")
+    _protocol_models(p)
     p.add_argument("--random-seeds", type=int, default=20, help="random-quality seeds for the band")
     p.add_argument("--n-boot", type=int, default=100, help="bootstrap replicates per AOC (0 = none)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random band and the bootstrap")
@@ -112,11 +135,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", required=True, help="comma-separated methods, each optionally with settings "
                    "in brackets (sdd,sdd[variant=pos-only],serfiq), or 'all'")
     p.add_argument("--protocol", required=True, help="protocol (fiqa-bench list protocols)")
-    p.add_argument("--model", default="dlib-resnet", help="deployed recognition model")
+    _protocol_models(p)
     p.add_argument("--random-seeds", type=int, default=20, help="random-quality seeds for the band")
     p.add_argument("--n-boot", type=int, default=100, help="paired bootstrap replicates (0 = none)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random band and the bootstrap")
     p.add_argument("--out", type=Path, default=None, help="results folder (default results/compare-<protocol>)")
+    p = sub.add_parser("paper", help="regenerate the SDD-FIQA paper's tables and figures (results/paper/)")
+    _common(p)
+    p.add_argument("--table", type=int, action="append", help="table number (1-4), repeatable")
+    p.add_argument("--figure", type=int, action="append", help="figure number (4-7), repeatable")
+    p.add_argument("--all", action="store_true", help="every table and figure the data allows")
+    p.add_argument("--models", default="dlib-resnet,mobilefacenet-512",
+                   help="the two recognition models: the first is the quality and deployed model of the "
+                        "same-model tables, the second the other side of the cross-model ones")
+    p.add_argument("--random-seeds", type=int, default=20, help="random-quality seeds for the band")
+    p.add_argument("--n-boot", type=int, default=100, help="bootstrap replicates (0 = none)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random band, bootstrap and templates")
+    p.add_argument("--out", type=Path, default=Path("results") / "paper", help="output folder (default results/paper)")
     return parser
 
 
@@ -127,12 +162,12 @@ def _context(args: argparse.Namespace, model: str | None = None) -> RunContext:
 
     detector = args.detector
     if detector is None:
-        from fiqa_bench.recognition import create_model
+        from fiqa_bench.recognition import default_detector
 
-        detector = create_model(model).card.detector if model else "hog"
+        detector = default_detector(model) if model else "hog"
     return RunContext(cache_dir=resolve_cache_dir(args.cache_dir), data_root=resolve_data_root(args.data_root),
                       alignment=AlignmentSettings(detector=detector), workers=args.workers or default_workers(),
-                      device=args.device, progress=not args.quiet)
+                      device=args.device, progress=not args.quiet, detector_chosen=args.detector is not None)
 
 
 def _method_model(method) -> str | None:  # noqa: ANN001 - a QualityMethod
@@ -291,9 +326,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = args.out or Path("results") / f"{protocol}-{spec.label}"
     config = StudyConfig(random_seeds=args.random_seeds, n_boot=args.n_boot, seed=args.seed)
     start = time.perf_counter()
-    folder = PROTOCOLS.get(protocol).run(
-        spec.name, context=_context(args, args.model), out_dir=out, weights=Path(args.weights) if args.weights else None,
-        settings=spec.settings, model=args.model, config=config)
+    runner = PROTOCOLS.get(protocol)
+    folder = runner.run(
+        spec.name, context=_context(args, args.deployed_model or args.model), out_dir=out,
+        weights=Path(args.weights) if args.weights else None, settings=spec.settings, model=args.model,
+        deployed_model=args.deployed_model, dataset=args.dataset, config=config, **_protocol_options(args, runner))
     print((folder / "table.md").read_text())
     print(f"results in {folder} ({time.perf_counter() - start:.0f} s)")
     return 0
@@ -308,15 +345,34 @@ def cmd_compare(args: argparse.Namespace) -> int:
     out = args.out or Path("results") / f"compare-{protocol}"
     config = StudyConfig(random_seeds=args.random_seeds, n_boot=args.n_boot, seed=args.seed)
     start = time.perf_counter()
-    folder = PROTOCOLS.get(protocol).compare(
-        specs, context=_context(args, args.model), out_dir=out, model=args.model, config=config)
+    runner = PROTOCOLS.get(protocol)
+    folder = runner.compare(
+        specs, context=_context(args, args.deployed_model or args.model), out_dir=out, model=args.model,
+        deployed_model=args.deployed_model, dataset=args.dataset, config=config, **_protocol_options(args, runner))
     print((folder / "table.md").read_text())
     print(f"results in {folder} ({time.perf_counter() - start:.0f} s)")
     return 0
 
 
+def cmd_paper(args: argparse.Namespace) -> int:
+    from fiqa_bench.evaluation import StudyConfig
+    from fiqa_bench.protocols.paper import parse_items, regenerate
+
+    items = parse_items(args.table, args.figure, args.all)
+    models = tuple(m.strip() for m in args.models.split(","))
+    if len(models) != 2:
+        raise ValueError(f"--models takes two recognition models, got {args.models!r}")
+    config = StudyConfig(random_seeds=args.random_seeds, n_boot=args.n_boot, seed=args.seed)
+    start = time.perf_counter()
+    folder = regenerate(items, context=_context(args, models[0]), out_dir=args.out, models=models, config=config)
+    print(f"wrote {', '.join(items)} to {folder}/ (index: {folder / 'README.md'}), "
+          f"{(time.perf_counter() - start) / 60:.1f} min")
+    return 0
+
+
 COMMANDS = {"run": cmd_run, "compare": cmd_compare, "list": cmd_list, "embed": cmd_embed, "verify": cmd_verify,
-            "train": cmd_train, "score": cmd_score}
+            "train": cmd_train, "score": cmd_score,
+            "paper": cmd_paper}
 
 
 def main(argv: list[str] | None = None) -> int:

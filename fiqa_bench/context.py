@@ -42,6 +42,9 @@ class RunContext:
         workers: processes for face detection and alignment.
         device: torch device for the recognition models the stages build.
         progress: draw progress bars on stderr.
+        detector_chosen: whether ``alignment.detector`` was chosen by the user (``--detector``); when
+            not, :meth:`for_model` gives each recognition model its own default detector, so one
+            run can deploy a model on RetinaFace chips and score with a method built on a HOG model.
     """
 
     cache_dir: Path = field(default_factory=resolve_cache_dir)
@@ -50,6 +53,7 @@ class RunContext:
     workers: int = field(default_factory=default_workers)
     device: str = "cpu"
     progress: bool = True
+    detector_chosen: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cache_dir", Path(self.cache_dir))
@@ -60,6 +64,15 @@ class RunContext:
     def but(self, **changes: object) -> RunContext:
         """A copy with ``changes`` (e.g. ``context.but(progress=False)``)."""
         return replace(self, **changes)
+
+    def for_model(self, name: str) -> RunContext:
+        """This context with ``name``'s default face detector, unless the user chose one."""
+        if self.detector_chosen:
+            return self
+        from fiqa_bench.recognition import default_detector
+
+        detector = default_detector(name)
+        return self if detector == self.alignment.detector else self.but(alignment=replace(self.alignment, detector=detector))
 
     def model(self, name: str, weights: str | Path | None = None) -> RecognitionModel:
         """The registered recognition model ``name``, on this context's device."""

@@ -386,6 +386,66 @@ def train_from_options(
     return train_method(objective, dataset, model_name, context, out, TrainConfig(**config_options))
 
 
+def learned_checkpoint(
+    method: type[LearnedQualityMethod], settings: Mapping[str, Any], trained_on: str, context: RunContext,
+) -> tuple[Path, bool]:
+    """The checkpoint of ``method`` with ``settings`` trained on ``trained_on``: shipped, else trained on
+    first use and kept in the cache.
+
+    ``settings`` may hold ``model`` and any field of the method's objective
+    (``sdd[m=6,repetitions=1]``, ``sdd[variant=neg-only]``); a shipped
+    checkpoint serves only when its recorded objective settings are exactly
+    these.  Otherwise the method is trained with its default training
+    configuration (as the shipped heads were) on ``trained_on``
+    (``DATASET:SPLIT``, e.g. ``lfw:devtrain``) into
+    ``<cache>/trained/<stem>-<model>-<dataset>-<digest>.pt``, the digest
+    covering the method, its settings, the model's fingerprint, the alignment
+    and the checkpoint format, so a change to any of them trains anew.
+    Written atomically: an interrupted training leaves nothing behind.
+
+    Returns:
+        the checkpoint path, and whether it was trained here (not shipped).
+    """
+    from fiqa_bench.cache import atomic_write
+    from fiqa_bench.data import load_dataset
+    from fiqa_bench.recognition import canonical_model_name
+
+    settings = dict(settings)
+    model = str(settings.pop("model", "dlib-resnet"))
+    own = {f.name for f in dataclasses.fields(method.objective)}
+    unknown = sorted(set(settings) - own)
+    if unknown:
+        raise ValueError(f"method {method.objective.method!r} has no setting {', '.join(unknown)}; "
+                         f"its settings: {', '.join(['model', *sorted(own)])}")
+    objective = method.objective(**constructor_settings(method.objective, settings))
+    model_name = model if "@" in model else canonical_model_name(model)
+    shipped = shipped_checkpoint(objective.stem, trained_on, model_name)
+    defaults = method.objective()
+    at_defaults = all(getattr(objective, f.name) == getattr(defaults, f.name)
+                      for f in dataclasses.fields(objective) if f.name not in objective.selectors)
+    if at_defaults and shipped.is_file():
+        return shipped, False
+    model_context = context.for_model(model_name)
+    key = sha256_json({"method": objective.method, "settings": objective.settings(), "trained_on": trained_on,
+                       "model": context.model(model_name).fingerprint(), "format": CHECKPOINT_FORMAT,
+                       "alignment": model_context.alignment.digest()})[:16]
+    safe_model = model_name.partition("@")[0]
+    out = context.cache_dir / "trained" / f"{objective.stem}-{safe_model}-{trained_on.replace(':', '-')}-{key}.pt"
+    if out.is_file():
+        return out, True
+    kind, _, split = trained_on.partition(":")
+    dataset = load_dataset(kind, context.data_root, split or None)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scratch = out.with_name(out.name + ".training.pt")
+    config = TrainConfig(**dict(method.objective.config_defaults))
+    train_method(objective, dataset, model_name, model_context, scratch, config)
+    with atomic_write(out.with_suffix(".json")) as fh:
+        fh.write(scratch.with_suffix(".json").read_text().replace(scratch.name, out.name))
+    scratch.with_suffix(".json").unlink()
+    scratch.replace(out)
+    return out, True
+
+
 def register_learned(
     method: type[LearnedQualityMethod], description: str, aliases: tuple[str, ...] = ()
 ) -> None:

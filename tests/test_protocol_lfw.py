@@ -71,7 +71,7 @@ def test_method_lists_are_read_strictly():
 
 
 def test_cross_fit_merge_covers_every_image_once():
-    from fiqa_bench.protocols.lfw import _merge
+    from fiqa_bench.protocols._evrc import merge_tables as _merge
 
     def table(paths: list[str], q: list[float]) -> ScoreTable:
         n = len(paths)

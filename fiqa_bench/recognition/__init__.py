@@ -10,6 +10,8 @@ recognition model can read one a user brings.
 
 from __future__ import annotations
 
+import functools
+
 from pathlib import Path
 
 from fiqa_bench.recognition.base import ModelCard, RecognitionModel, TorchEmbeddingNet, TorchRecognitionModel
@@ -29,6 +31,13 @@ def canonical_model_name(name: str) -> str:
     from fiqa_bench.recognition import _builtin  # noqa: F401  (registers the built-in models)
 
     return MODELS.canonical(name)
+
+
+def model_reference(name: str) -> str:
+    """``name`` made canonical: an alias resolved, ``NAME@CHECKPOINT`` kept with its name resolved."""
+    base, weights = split_reference(name)
+    canonical = canonical_model_name(base)
+    return f"{canonical}@{weights}" if weights else canonical
 
 
 def create_model(name: str, weights: str | Path | None = None, device: str = "cpu") -> RecognitionModel:
@@ -52,6 +61,12 @@ def create_model(name: str, weights: str | Path | None = None, device: str = "cp
     return model
 
 
+@functools.lru_cache(maxsize=None)
+def default_detector(name: str) -> str:
+    """The face detector ``name``'s chips are cut after by default (its card's ``detector``)."""
+    return create_model(name).card.detector
+
+
 def create_torch_model(name: str, purpose: str) -> TorchRecognitionModel:
     """:func:`create_model`, which must give a PyTorch model (``purpose`` reads its layers)."""
     model = create_model(name)
@@ -62,4 +77,4 @@ def create_torch_model(name: str, purpose: str) -> TorchRecognitionModel:
 
 
 __all__ = ["MODELS", "ModelCard", "RecognitionModel", "TorchEmbeddingNet", "TorchRecognitionModel", "create_model",
-           "create_torch_model", "canonical_model_name", "split_reference"]
+           "create_torch_model", "default_detector", "canonical_model_name", "model_reference", "split_reference"]
