@@ -211,6 +211,23 @@ def head_spec(meta: dict) -> dict:
 # --- the method ----------------------------------------------------------------------------------------
 
 
+def check_against_record(checkpoint: Path, digest: str) -> None:
+    """Refuse a checkpoint whose training record (the ``.json`` beside it, written with it by
+    :func:`train_method`; every shipped model has one) names another sha256: the file was damaged,
+    truncated or replaced after training.  A checkpoint without a record is taken as it is."""
+    record = checkpoint.with_suffix(".json")
+    if not record.is_file():
+        return
+    try:
+        expected = json.loads(record.read_text()).get("sha256")
+    except (json.JSONDecodeError, AttributeError):
+        raise ValueError(f"{record} (the training record of {checkpoint.name}) is not readable JSON") from None
+    if expected and expected != digest:
+        raise ValueError(f"{checkpoint}: sha256 {digest[:16]}... differs from {expected[:16]}... in its training "
+                         f"record {record.name}: the file was changed after training (damaged or replaced); "
+                         f"restore it (git checkout / reinstall) or retrain")
+
+
 class LearnedQualityMethod(QualityMethod):
     """A learned method loaded from its checkpoint; subclasses name their :class:`Objective`.
 
@@ -229,7 +246,9 @@ class LearnedQualityMethod(QualityMethod):
         name = self.objective.method
         if not checkpoint.is_file():
             raise FileNotFoundError(f"{name} checkpoint {checkpoint} does not exist")
-        try:
+        self._digest = sha256_file(checkpoint)
+        check_against_record(checkpoint, self._digest)
+        try:  # weights_only: tensors and plain containers, never code (a checkpoint may come from anyone)
             payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
         except Exception as err:  # noqa: BLE001 - any unpickling failure is the same user error
             raise ValueError(f"{checkpoint} is not a readable {name} checkpoint: {err}") from None
@@ -243,7 +262,6 @@ class LearnedQualityMethod(QualityMethod):
         self.head = HEADS[spec["kind"]](spec, self.meta)
         self.head.load_state_dict(payload["state_dict"])
         self.head.eval()
-        self._digest = sha256_file(checkpoint)
         model = self.meta.get("model_reference", self.meta["model"])  # NAME@CHECKPOINT for a user's weights
         needs = f"{self.meta['features']}:{model}" if self.meta["mode"] == "head" else f"chips:{self.meta['template']}"
         self.card = MethodCard(name=name, paper=self.paper, higher_is_better=self.higher_is_better, needs=needs,

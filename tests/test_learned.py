@@ -213,3 +213,18 @@ def test_methods_read_a_users_model_by_reference(small_folder: Path, tmp_path: P
         out = tmp_path / "scores.csv"
         assert main(["score", *args, "--dataset", f"folder:{small_folder}", "--out", str(out), *common]) == 0
         assert "17 images" not in capsys.readouterr().err and len(out.read_text().splitlines()) == 19
+
+
+def test_a_checkpoint_that_differs_from_its_training_record_is_refused(tmp_path: Path):
+    from fiqa_bench.learned import shipped_checkpoint
+
+    shipped = shipped_checkpoint("sdd", "lfw:devtrain")
+    copy = tmp_path / shipped.name
+    copy.write_bytes(shipped.read_bytes())
+    copy.with_suffix(".json").write_bytes(shipped.with_suffix(".json").read_bytes())
+    create_method("sdd", weights=copy)  # intact: loads
+    damaged = bytearray(copy.read_bytes())
+    damaged[-1] ^= 1
+    copy.write_bytes(bytes(damaged))
+    with pytest.raises(ValueError, match="differs from .* in its training record"):
+        create_method("sdd", weights=copy)
