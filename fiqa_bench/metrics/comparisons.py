@@ -153,6 +153,30 @@ def _unit_rows(embeddings: object, dtype: type) -> np.ndarray:
     return (e / norms[:, None]).astype(dtype)
 
 
+#: Memory for the two gathered blocks of rows when scoring a pair list.
+PAIR_BLOCK_BYTES = 64 << 20
+
+
+def _rows_and_norms(embeddings: object) -> tuple[np.ndarray, np.ndarray]:
+    """The embeddings as given (no copy) and their float64 L2 norms, checked as :func:`_unit_rows` checks."""
+    e = np.asarray(embeddings)
+    if e.ndim != 2 or e.shape[0] < 2 or e.shape[1] < 1:
+        raise ValueError(f"embeddings must be (N, D) with N >= 2, got shape {e.shape}")
+    if e.dtype.kind not in "iuf":
+        raise TypeError(f"embeddings must be numeric, got dtype {e.dtype}")
+    norms = np.empty(e.shape[0])
+    step = max(1, PAIR_BLOCK_BYTES // (8 * e.shape[1]))
+    for s in range(0, e.shape[0], step):
+        part = e[s : s + step].astype(np.float64)
+        finite = np.isfinite(part).all(axis=1)
+        if not finite.all():
+            raise ValueError(f"embedding rows {(s + np.flatnonzero(~finite)[:5]).tolist()} hold NaN or inf")
+        norms[s : s + step] = np.linalg.norm(part, axis=1)
+    if (norms == 0).any():
+        raise ValueError(f"embedding rows {np.flatnonzero(norms == 0)[:5].tolist()} are zero; cosine is undefined")
+    return e, norms
+
+
 def _identity_codes(identities: object, n: int) -> tuple[np.ndarray, np.ndarray]:
     labels = np.asarray(identities)
     if labels.ndim != 1 or len(labels) != n:
@@ -287,21 +311,27 @@ def comparisons_from_pairs(
         pairs: ``(P, 2)`` sample indices, ``a != b``; duplicates are kept as given.
         identities: ``(N,)`` identity labels deciding genuine vs impostor.
         dtype: score dtype.
-        chunk_size: pairs scored per block.
+        chunk_size: at most this many pairs scored per block (also capped so that the two gathered
+            blocks of rows take about :data:`PAIR_BLOCK_BYTES`).
 
     Returns:
         :class:`Comparisons` with ``source="pair-list"``.
     """
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be np.float32 or np.float64, got {dtype!r}")
-    e = _unit_rows(embeddings, np.float64)
+    e, norms = _rows_and_norms(embeddings)
     n = e.shape[0]
     labels, codes = _identity_codes(identities, n)
     p = _check_pairs("pairs", pairs, n)
     scores = np.empty(len(p), dtype=dtype)
-    for s in range(0, len(p), chunk_size):
-        a, b = p[s : s + chunk_size, 0], p[s : s + chunk_size, 1]
-        scores[s : s + chunk_size] = np.einsum("ij,ij->i", e[a], e[b])
+    # Rows are gathered and normalised per block (float64, the same operations as normalising all rows
+    # first, so the same scores), so memory stays ~2 x block x D x 8 bytes however many pairs there are.
+    block = max(1, min(chunk_size, PAIR_BLOCK_BYTES // (16 * max(1, e.shape[1]))))
+    for s in range(0, len(p), block):
+        a, b = p[s : s + block, 0], p[s : s + block, 1]
+        ua = e[a].astype(np.float64) / norms[a, None]
+        ub = e[b].astype(np.float64) / norms[b, None]
+        scores[s : s + block] = np.einsum("ij,ij->i", ua, ub)
     genuine = codes[p[:, 0]] == codes[p[:, 1]]
     idx_dtype = _index_dtype(n)
     g_s, i_s = scores[genuine], scores[~genuine]
