@@ -28,7 +28,10 @@ from fiqa_bench.paths import resolve_cache_dir, resolve_data_root
 from fiqa_bench.registry import Registry, UnknownNameError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from fiqa_bench.context import RunContext
+    from fiqa_bench.data import Dataset
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -63,7 +66,7 @@ def _protocol_options(args: argparse.Namespace, protocol: object) -> dict:
 
     if args.attributes is None:
         return {}
-    if "attributes" not in inspect.signature(protocol.run).parameters:
+    if "attributes" not in inspect.signature(protocol.compare).parameters:
         raise ValueError(f"--attributes is for the bias protocol, not {args.protocol!r}")
     return {"attributes": args.attributes}
 
@@ -205,12 +208,31 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _say_dataset_notes(dataset: Dataset) -> None:
+    """What the dataset loader skipped (e.g. a folder link that loops), on stderr."""
+    for note in dataset.notes:
+        print(f"fiqa-bench: note: {note}", file=sys.stderr)
+
+
+def _image_counts(n_images: int, keys: Iterable[str], reasons: Iterable[str]) -> str:
+    """``"N images (U unique files: K byte-identical copies, computed once)"`` (what the progress bars
+    count) and how many were converted or too small when read."""
+    from fiqa_bench.pipeline import count_load_notes
+
+    unique = len(set(keys))
+    copies = n_images - unique
+    dup = f" ({unique} unique files: {copies} byte-identical cop{'ies' if copies != 1 else 'y'}, computed once)"
+    return (f"{n_images} images{dup if copies else ''}, {count_load_notes(reasons)} converted or too small "
+            f"for a detector (see the reasons)")
+
+
 def _embeddings(args: argparse.Namespace):  # noqa: ANN202
     from fiqa_bench.data import load_dataset
     from fiqa_bench.pipeline import embed_dataset
 
     context = _context(args, f"{args.model}@{args.weights}" if args.weights else args.model)
     dataset = load_dataset(args.dataset, context.data_root, args.split)
+    _say_dataset_notes(dataset)
     result = embed_dataset(dataset, context.model(args.model, args.weights), context)
     return dataset, result
 
@@ -220,7 +242,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
     _, result = _embeddings(args)
     result.save(args.out)
     meta = result.meta
-    print(f"wrote {args.out}: {meta['n_images']} images, {meta['n_failed']} failed, "
+    print(f"wrote {args.out}: {_image_counts(meta['n_images'], result.image_sha256, result.reasons)}, "
+          f"{meta['n_failed']} failed, "
           f"{meta['n_fallback_box']} with no detected face (fallback box), model {meta['model']}, "
           f"{time.perf_counter() - start:.1f} s")
     for path, reason in zip(result.paths[result.failed], result.reasons[result.failed]):
@@ -300,19 +323,23 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     from fiqa_bench.data import load_dataset
     from fiqa_bench.method import create_method
-    from fiqa_bench.pipeline import count_fallbacks
-    from fiqa_bench.scoring import score_dataset
+    from fiqa_bench.pipeline import count_fallbacks, hash_files
+    from fiqa_bench.scoring import UPSTREAM, score_dataset
 
     start = time.perf_counter()
     method = create_method(args.method, args.weights, args.trained_on, _options(args.set))
     context = _context(args, _method_model(method))
     dataset = load_dataset(args.dataset, context.data_root, args.split)
+    _say_dataset_notes(dataset)
     table = score_dataset(method, dataset, context)
     table.write_csv(args.out)
     missing = int(np.isnan(table.quality).sum())
+    unreadable = int(sum(r.startswith(UPSTREAM) for r in table.reasons.tolist()))
     fallback = count_fallbacks(table.reasons)
-    print(f"wrote {args.out}: {len(table.quality)} images, {missing} without a quality score, {fallback} with no "
-          f"face found by {context.alignment.detector} (scored on the fallback box: see the face column), "
+    keys = hash_files(dataset.paths, progress=False)  # hashed already: no file is read again
+    print(f"wrote {args.out}: {_image_counts(len(table.quality), keys, table.reasons)}, {missing} without a "
+          f"quality score ({unreadable} unreadable, {missing - unreadable} refused by the method), {fallback} "
+          f"with no face found by {context.alignment.detector} (scored on the fallback box: see the face column), "
           f"{time.perf_counter() - start:.1f} s")
     return 0
 

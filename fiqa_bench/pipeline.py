@@ -20,6 +20,7 @@ device, progress).
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,9 +31,10 @@ from tqdm import tqdm
 
 from fiqa_bench.cache import KeyedStore, atomic_write
 from fiqa_bench.context import RunContext
-from fiqa_bench.data import Dataset
+from fiqa_bench.data import Dataset, DatasetError
 from fiqa_bench.faces.align import NO_FACE_NOTE, FaceAnalysis, ImageResult, face_outcome
 from fiqa_bench.faces.batch import align_images
+from fiqa_bench.faces.io import is_load_note
 from fiqa_bench.faces.templates import ChipTemplate, get_template
 from fiqa_bench.hashing import sha256_file
 from fiqa_bench.recognition.base import RecognitionModel, TorchRecognitionModel
@@ -95,37 +97,55 @@ class Embeddings:
 
 
 def file_key(path: Path) -> str:
-    """sha256 of the file's bytes; unreadable files get a key naming their path."""
+    """sha256 of the file's bytes; unreadable files get a key naming their path.
+
+    Byte-identical files at two paths share one key, so they share every
+    cached row (face, chip, embedding, score): each is computed once and
+    both paths keep their own row in every output.
+    """
     try:
         return sha256_file(path)
     except OSError:
-        return "unreadable:" + hashlib.sha256(str(path).encode()).hexdigest()
+        return "unreadable:" + hashlib.sha256(os.fsencode(path)).hexdigest()
 
 
 #: (path, size, mtime_ns) -> content key, for files already hashed by this process.
 _KEY_MEMO: dict[tuple[str, int, int], str] = {}
 
 
-def _memo_key(path: Path) -> str:
-    """:func:`file_key`, reused while the file's size and modification time are unchanged.
-
-    One protocol run asks for the keys of the same images at several stages
-    (embeddings, backbone features, scores); each file is read and hashed once.
-    """
+def _stamp(path: Path) -> tuple[str, int, int] | None:
+    """The memo key of ``path``: (path, size, mtime_ns), or None when it cannot be stat'ed."""
     try:
         st = Path(path).stat()
     except OSError:
-        return file_key(path)
-    stamp = (str(path), st.st_size, st.st_mtime_ns)
-    if stamp not in _KEY_MEMO:
-        _KEY_MEMO[stamp] = file_key(path)
-    return _KEY_MEMO[stamp]
+        return None
+    return (str(path), st.st_size, st.st_mtime_ns)
 
 
 def hash_files(paths: list[Path], progress: bool = True) -> list[str]:
-    """:func:`file_key` of every path, with a progress bar."""
-    return [_memo_key(p) for p in tqdm(paths, desc="hashing images", unit="img", disable=not progress,
-                                       file=sys.stderr, leave=False)]
+    """:func:`file_key` of every path, each file read and hashed once per process.
+
+    One command asks for the keys of the same images at several stages
+    (scores, chips, embeddings, backbone features); a key is reused while the
+    file's size and modification time are unchanged.  The progress bar counts
+    only the files not hashed yet, so a later stage draws none.
+    """
+    stamps = [_stamp(p) for p in paths]
+    todo = sum(1 for st in stamps if st is None or st not in _KEY_MEMO)
+    bar = tqdm(total=todo, desc="hashing images", unit="img", disable=not progress or todo == 0,
+               file=sys.stderr, leave=False)
+    keys = []
+    for path, st in zip(paths, stamps):
+        if st is None:
+            keys.append(file_key(path))
+            bar.update()
+            continue
+        if st not in _KEY_MEMO:
+            _KEY_MEMO[st] = file_key(path)
+            bar.update()
+        keys.append(_KEY_MEMO[st])
+    bar.close()
+    return keys
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:
@@ -172,7 +192,7 @@ def ensure_chips(
     with_points5 = context.alignment.detector == "retinaface"
     known_keys = [k for k in todo if k in faces]
     known = dict(zip(known_keys, _faces_from_store(faces, known_keys, with_points5))) if known_keys else {}
-    bar = tqdm(total=len(todo), desc=f"aligning faces ({template.name})", unit="img",
+    bar = tqdm(total=len(todo), desc=f"aligning faces ({template.name}, unique files)", unit="img",
                disable=not context.progress, file=sys.stderr)
     jobs = [(str(path_of[k]), (template,), known.get(k)) for k in todo]
     results = align_images(jobs, context.alignment, context.workers)
@@ -200,7 +220,7 @@ def _faces_from_store(faces: KeyedStore, keys: list[str], with_points5: bool) ->
         if failure:
             out.append(None)
         else:
-            face_notes = tuple(n for n in str(notes).split(NOTE_SEPARATOR) if n and not _is_load_note(n))
+            face_notes = tuple(n for n in str(notes).split(NOTE_SEPARATOR) if n and not is_load_note(n))
             out.append(FaceAnalysis(tuple(int(v) for v in box), marks.astype(np.int32), face_notes,
                                     p5.astype(np.float64) if np.isfinite(p5).all() else None))
     return out
@@ -228,8 +248,22 @@ def count_fallbacks(reasons: np.ndarray) -> int:
     return int(sum(NO_FACE_NOTE in r for r in np.asarray(reasons).tolist()))
 
 
-def _is_load_note(note: str) -> bool:
-    return note.startswith(("grayscale converted", "alpha channel dropped", "converted to RGB"))
+def count_load_notes(reasons: np.ndarray) -> int:
+    """Images converted to 8-bit RGB or noted as too small for a face detector when read
+    (:func:`~fiqa_bench.faces.io.is_load_note`)."""
+    return int(sum(any(is_load_note(n) for n in r.split(NOTE_SEPARATOR)) for r in np.asarray(reasons).tolist()))
+
+
+def require_usable(dataset: Dataset, failed: np.ndarray, reasons: np.ndarray) -> None:
+    """Raise when no image of ``dataset`` could be used (``failed`` everywhere), naming the dataset.
+
+    Raises:
+        DatasetError: every image failed (the first reasons are quoted).
+    """
+    if len(failed) and not np.asarray(failed).all():
+        return
+    shown = "; ".join(f"{p}: {r}" for p, r in zip(dataset.paths[:3], np.asarray(reasons)[:3].tolist()))
+    raise DatasetError(f"none of the {len(failed)} images of {dataset.name} could be read (e.g. {shown})")
 
 
 def embed_dataset(
@@ -266,7 +300,7 @@ def embed_dataset(
     faces = KeyedStore(context.cache_dir / "faces" / settings.digest())
     if todo or faces.missing(keys):
         faces, chips = ensure_chips(paths, keys, template, context)
-        bar = tqdm(total=len(todo), desc=f"{output} ({model.card.name})", unit="img",
+        bar = tqdm(total=len(todo), desc=f"{output} ({model.card.name}, unique files)", unit="img",
                    disable=not context.progress, file=sys.stderr)
         for chunk_keys in _chunks(todo, CHUNK):
             failure = faces.get(chunk_keys, ["failure"])["failure"]
@@ -280,6 +314,7 @@ def embed_dataset(
         bar.close()
     emb = store.get(keys, ["embedding"])["embedding"]
     failed, reasons, face = _face_status(faces, keys, settings.detector)
+    require_usable(dataset, failed, reasons)
     meta = {
         "dataset": dataset.name,
         "model": model.card.name,

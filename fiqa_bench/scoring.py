@@ -6,12 +6,18 @@ The method's card says what it reads (``chips:<template>``,
 :mod:`fiqa_bench.pipeline`.  Scores are cached
 per image (key: image sha256) under ``scores/<method fingerprint>/<alignment>``.
 An image that failed upstream, or that the method cannot assess, gets a NaN
-quality and a reason; it is never dropped.
+quality and a reason; it is never dropped.  A method's NaN, inf or -inf is
+never a quality: the image gets a NaN quality and the reason "method
+returned NaN" (or "inf", "-inf"), and ``native`` keeps what the method
+returned.  Scored images keep the notes of their reading and alignment in
+the same reason column (a conversion, a small image, no face found).  A
+dataset of which no image gets a quality is an error, not a table of NaNs.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +27,25 @@ from fiqa_bench.cache import KeyedStore, atomic_write
 from fiqa_bench.context import RunContext
 from fiqa_bench.data import Dataset
 from fiqa_bench.method import QualityMethod
-from fiqa_bench.pipeline import dataset_chips, dataset_landmarks, embed_dataset, face_status, hash_files
+from fiqa_bench.pipeline import (
+    NOTE_SEPARATOR,
+    dataset_chips,
+    dataset_landmarks,
+    embed_dataset,
+    face_status,
+    hash_files,
+    require_usable,
+)
+
+UPSTREAM = "upstream failure: "
+#: Appended to the CSV reason of a path written with ``\xNN`` escapes.
+NOT_UTF8_NOTE = "file name is not valid UTF-8: path written with \\xNN escapes"
+
+
+def csv_text(text: str) -> str:
+    """``text`` as valid UTF-8: the bytes of a file name that is not UTF-8 (held by Python as
+    surrogate escapes) become ``\\xNN`` escapes; other text is unchanged."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 @dataclass(frozen=True)
@@ -32,8 +56,10 @@ class ScoreTable:
         paths, identities: as in the dataset.
         quality: ``(N,)`` float64, higher = better for recognition; NaN = not assessed.
         native: ``(N,)`` float64, the method's own output.
-        reasons: ``(N,)`` str: why an image was not assessed, else the notes of its reading and
-            alignment (e.g. "no face detected: fallback box", "grayscale converted to RGB").
+        reasons: ``(N,)`` str: why an image was not assessed ("upstream failure: empty file",
+            "method returned NaN"), then, for an image that was read, the notes of its reading and
+            alignment (e.g. "converted from grayscale (L)", "20x16 px, below the 32 px a face
+            detector can use", "no face detected: fallback box"), joined by "; ".
         face: ``(N,)`` str: whether its face was found and by which detector ("found by hog",
             "not found by hog: fallback box", "not analysed").
         method: the method's name.
@@ -48,13 +74,19 @@ class ScoreTable:
     method: str
 
     def write_csv(self, path: Path) -> None:
-        """``path,identity,quality,native,face,reason`` rows (empty quality = NaN), plain newlines."""
+        """``path,identity,quality,native,face,reason`` rows (empty quality = NaN), plain newlines.
+
+        The file is valid UTF-8: a path or identity that is not (a file name's raw bytes) is written
+        with ``\\xNN`` escapes (:func:`csv_text`) and its reason says so.
+        """
         with atomic_write(path) as fh:
             writer = csv.writer(fh, lineterminator="\n")
             writer.writerow(["path", "identity", "quality", "native", "face", "reason"])
             for row in zip(self.paths, self.identities, self.quality, self.native, self.face, self.reasons):
-                p, ident, q, n, face, reason = row
-                writer.writerow([p, ident, "" if np.isnan(q) else repr(float(q)),
+                p, ident, q, n, face, reason = (str(v) if isinstance(v, str) else v for v in row)
+                if csv_text(p) != p or csv_text(ident) != ident:
+                    reason = NOTE_SEPARATOR.join(r for r in (reason, NOT_UTF8_NOTE) if r)
+                writer.writerow([csv_text(p), csv_text(ident), "" if np.isnan(q) else repr(float(q)),
                                  "" if np.isnan(n) else repr(float(n)), face, reason])
 
 
@@ -73,8 +105,28 @@ def method_inputs(needs: str, dataset: Dataset, context: RunContext) -> tuple[np
                      f"backbone:<model>, stages:<model> or landmarks:dlib5, got {needs!r}")
 
 
+def refusal(native: float) -> str:
+    """Why a method's output is not a quality: ``"method returned NaN"``, ``"... inf"``, ``"... -inf"``; or ``""``."""
+    value = float(native)
+    if math.isfinite(value):
+        return ""
+    return "method returned NaN" if math.isnan(value) else f"method returned {'inf' if value > 0 else '-inf'}"
+
+
+def _row_reason(stored: str, native: float, failed: bool, upstream: str) -> str:
+    """One row's reason: the upstream failure, else the method's refusal (if any) and the image's notes."""
+    if failed or stored.startswith(UPSTREAM):
+        return stored or UPSTREAM + upstream
+    return NOTE_SEPARATOR.join(r for r in (stored or refusal(native), upstream) if r)
+
+
 def score_dataset(method: QualityMethod, dataset: Dataset, context: RunContext) -> ScoreTable:
-    """Qualities of every sample of ``dataset`` by ``method``, cached per image."""
+    """Qualities of every sample of ``dataset`` by ``method``, cached per image.
+
+    Raises:
+        DatasetError: no image of ``dataset`` could be read.
+        ValueError: the method returned the wrong number of scores, or no finite score at all.
+    """
     keys = hash_files(dataset.paths, context.progress)
     store = KeyedStore(context.cache_dir / "scores" / method.fingerprint()[:32] / context.alignment.digest())
     todo = store.missing(keys)
@@ -87,24 +139,35 @@ def score_dataset(method: QualityMethod, dataset: Dataset, context: RunContext) 
         native = np.full(len(rows), np.nan)
         usable = ~failed[rows]
         if usable.any():
-            native[usable] = np.asarray(method.native_score(inputs[rows[usable]]), dtype=np.float64)
-        why = np.where(usable & np.isnan(native), "method could not assess the image", "")
-        why = np.where(~usable, np.char.add("upstream failure: ", reasons[rows].astype(str)), why)
-        store.put(todo, {"native": native, "reason": why.astype(str)})
+            scores = np.asarray(method.native_score(inputs[rows[usable]]), dtype=np.float64)
+            if scores.shape != (int(usable.sum()),):
+                raise ValueError(f"method {method.card.name!r} returned scores of shape {scores.shape} for "
+                                 f"{int(usable.sum())} images; native_score must give one number per image")
+            native[usable] = scores
+        why = [refusal(v) if ok else UPSTREAM + str(r) for v, ok, r in zip(native, usable, reasons[rows])]
+        store.put(todo, {"native": native, "reason": np.array(why, dtype=str)})
     got = store.get(keys, ["native", "reason"])
     status = face_status(keys, context)
     if status is None:  # scores cached but the faces store was removed: align again
         method_inputs(method.card.needs, dataset, context)
         status = face_status(keys, context)
-    _, upstream, face = status
-    native = got["native"]
+    failed, upstream, face = status
+    native = got["native"].astype(np.float64)
     quality = method.card.quality_from_native(native)
+    quality = np.where(np.isfinite(native) & np.isfinite(quality), quality, np.nan)
+    reasons = np.array([_row_reason(str(s), v, bool(f), str(u))
+                        for s, v, f, u in zip(got["reason"], native, failed, upstream)], dtype=str)
+    if not np.isfinite(quality).any():
+        require_usable(dataset, failed, upstream)
+        examples = "; ".join(f"{p}: {r}" for p, r in zip(dataset.paths[:3], reasons[:3].tolist()))
+        raise ValueError(f"method {method.card.name!r} gave no quality to any of the {len(keys)} images of "
+                         f"{dataset.name} (e.g. {examples})")
     return ScoreTable(
         paths=np.array([str(p) for p in dataset.paths]),
         identities=np.array(dataset.identities),
         quality=quality,
         native=native,
-        reasons=np.where(got["reason"] != "", got["reason"], upstream).astype(str),
+        reasons=reasons,
         face=face,
         method=method.card.name,
     )

@@ -44,12 +44,14 @@ class Dataset:
         root: the folder the sample paths live under.
         samples: the samples, in a deterministic order.
         pairs: named verification pair lists (indices into ``samples``).
+        notes: what the loader skipped and why (e.g. a folder link that loops), for the user.
     """
 
     name: str
     root: Path
     samples: tuple[Sample, ...]
     pairs: dict[str, tuple[Pair, ...]] = field(default_factory=dict, compare=False)
+    notes: tuple[str, ...] = field(default=(), compare=False)
 
     def __len__(self) -> int:
         return len(self.samples)
