@@ -27,10 +27,11 @@ import re
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
+from fiqa_bench.cache import remove_temporaries, write_text_atomic
 from fiqa_bench.context import RunContext
 from fiqa_bench.data import Dataset
 from fiqa_bench.evaluation import StudyConfig, StudySet, run_studies
@@ -57,6 +58,21 @@ class Scoring:
 
     folds: tuple[tuple[Dataset, str], ...] = ()
     note: str = ""
+
+
+class OneOrSeveral:
+    """A protocol whose ``run`` of one method is its ``compare`` of that one method (the protocols that
+    evaluate several methods on the same data share the same shape)."""
+
+    def run(self, method: str, *, context: RunContext, out_dir: Path, weights: Path | None = None,
+            settings: Mapping[str, str] | None = None, model: str = "dlib-resnet", deployed_model: str | None = None,
+            dataset: str | None = None, config: StudyConfig = StudyConfig(), **options: object) -> Path:
+        """Evaluate one method: :meth:`compare` of ``[method]``."""
+        return self.compare([MethodSpec.named(method, settings, weights)], context=context, out_dir=out_dir,
+                            model=model, deployed_model=deployed_model, dataset=dataset, config=config, **options)
+
+    def compare(self, methods: list[MethodSpec], **kwargs: object) -> Path:  # pragma: no cover - abstract
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -203,18 +219,26 @@ def evaluate(specs: Sequence[MethodSpec], *, protocol: str, dataset: Dataset, sc
 
 
 def write_run(run: EVRCRun, out_dir: Path, started: dict, context: RunContext) -> Path:
-    """The results folder of one EVRC run."""
+    """The results folder of one EVRC run.
+
+    Every file is written whole or not at all (:func:`fiqa_bench.cache.atomic_write`); the hidden
+    temporaries a run killed while writing this folder left are removed (a results folder has one writer).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
+    score_files = [f"{file_name(label)}.csv" for label in run.scored]
+    remove_temporaries(out_dir, ["scores.csv", "study.json", "table.md", "provenance.json",
+                                 *(f"evrc-{policy}.png" for policy in run.config.policies)])
+    remove_temporaries(out_dir / "scores", score_files)
     if len(run.entries) == 1:
         run.scored[run.entries[0].label].table.write_csv(out_dir / "scores.csv")
     else:
-        for label, scored in run.scored.items():
-            scored.table.write_csv(out_dir / "scores" / f"{file_name(label)}.csv")
-    (out_dir / "study.json").write_text(json.dumps(run.result.to_dict()) + "\n")
-    (out_dir / "table.md").write_text(header(run) + studies_markdown(run.result))
+        for name, scored in zip(score_files, run.scored.values()):
+            scored.table.write_csv(out_dir / "scores" / name)
+    write_text_atomic(out_dir / "study.json", json.dumps(run.result.to_dict()) + "\n")
+    write_text_atomic(out_dir / "table.md", header(run) + studies_markdown(run.result))
     figures = plot_run(run, out_dir)
     stamp = started | run_provenance(run)
-    (out_dir / "provenance.json").write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n")
+    write_text_atomic(out_dir / "provenance.json", json.dumps(stamp, indent=2, sort_keys=True) + "\n")
     written = ["table.md", *figures, "scores.csv" if len(run.entries) == 1 else "scores/", "study.json",
                "provenance.json"]
     context_say(context)(f"wrote {out_dir}/: {', '.join(written)}")

@@ -30,6 +30,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
+from fiqa_bench.cache import write_text_atomic
 from fiqa_bench.context import RunContext
 from fiqa_bench.evaluation import StudyConfig
 from fiqa_bench.method import METHODS, PROTOCOLS, MethodSpec, load_plugins
@@ -93,8 +94,8 @@ class AblationProtocol:
         self._sensitivity_outputs(sensitivity, folder, model, deployed)
         stamp = started | {"protocol": self.name, "m_values": list(self.m_values), "k_values": list(self.k_values),
                            "studies": {"variants": run_provenance(variants), "sensitivity": run_provenance(sensitivity)}}
-        (out_dir / "provenance.json").write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n")
-        (out_dir / "table.md").write_text(
+        write_text_atomic(out_dir / "provenance.json", json.dumps(stamp, indent=2, sort_keys=True) + "\n")
+        write_text_atomic(out_dir / "table.md",
             f"# SDD-FIQA ablations on {self.base.name}, {model}" + (f" -> {deployed}" if deployed != model else "")
             + "\n\nSee `variants/table.md` (Fig. 6: label variants) and `sensitivity/table.md` (Fig. 7: m and K).\n\n"
             + (folder / "sweep.md").read_text())
@@ -131,7 +132,7 @@ class AblationProtocol:
                  "", "`vs paper's choice`: AOC(setting) - AOC(m = 24) on the same bootstrap replicates, with its "
                  "95% paired interval; the m sweep (K = 1) is compared with m = 24, K = 1, the K sweep with "
                  "m = 24, K = 12. An interval that holds 0 means the data cannot tell the two apart.", ""]
-        (folder / "sweep.md").write_text("\n".join(lines))
+        write_text_atomic(folder / "sweep.md", "\n".join(lines))
         with open(folder / "table.md", "a") as fh:
             fh.write("\n" + "\n".join(lines))
 

@@ -34,6 +34,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
+from fiqa_bench.cache import write_text_atomic
 from fiqa_bench.context import RunContext
 from fiqa_bench.data import Dataset, DatasetError, load_dataset
 from fiqa_bench.data.attributes import (
@@ -52,7 +53,7 @@ from fiqa_bench.metrics.bias import group_distributions, group_error_rates, pair
 from fiqa_bench.metrics.discard import DEFAULT_DISCARD_FRACTIONS
 from fiqa_bench.method import PROTOCOLS, MethodSpec
 from fiqa_bench.pipeline import embed_dataset
-from fiqa_bench.protocols._evrc import Scoring, context_say, entries, file_name, score_spec
+from fiqa_bench.protocols._evrc import OneOrSeveral, Scoring, context_say, entries, file_name, score_spec
 from fiqa_bench.protocols.lfw import LFW
 from fiqa_bench.report.plots import plot_group_distributions, plot_group_errors
 from fiqa_bench.report.provenance import provenance
@@ -97,20 +98,13 @@ def labelled_data(spec: str | None, context: RunContext, attributes_csv: Path | 
 
 
 @dataclass(frozen=True)
-class BiasProtocol:
+class BiasProtocol(OneOrSeveral):
     """Fig. 5 and the per-group error study."""
 
     name: str = "bias"
     description: str = ("SDD-FIQA Fig. 5: quality distributions per demographic group (UTKFace age/race/gender, "
                         "LFW gender, Adience, any CSV) with Wasserstein/KS, and per-group FNMR under rejection")
 
-    def run(self, method: str, *, context: RunContext, out_dir: Path, weights: Path | None = None,
-            settings: Mapping[str, str] | None = None, model: str = "dlib-resnet", deployed_model: str | None = None,
-            dataset: str | None = None, config: StudyConfig = StudyConfig(), attributes: Path | None = None) -> Path:
-        """One method's bias study."""
-        return self.compare([MethodSpec.named(method, settings, weights)], context=context, out_dir=out_dir,
-                            model=model, deployed_model=deployed_model, dataset=dataset, config=config,
-                            attributes=attributes)
 
     def compare(self, methods: list[MethodSpec], *, context: RunContext, out_dir: Path, model: str = "dlib-resnet",
                 deployed_model: str | None = None, dataset: str | None = None, config: StudyConfig = StudyConfig(),
@@ -165,14 +159,14 @@ class BiasProtocol:
                                  title=f"Quality by group on {data.dataset.name} (SDD-FIQA Fig. 5 layout)")
         if data.has_identities:
             figures += self._errors(data, groups, qualities, deployed, context, config, out_dir, study, lines)
-        (out_dir / "study.json").write_text(json.dumps(study, default=_plain) + "\n")
-        (out_dir / "table.md").write_text("\n".join(lines))
+        write_text_atomic(out_dir / "study.json", json.dumps(study, default=_plain) + "\n")
+        write_text_atomic(out_dir / "table.md", "\n".join(lines))
         stamp = started | dict(protocol=self.name, methods=list(qualities), dataset=data.dataset.name,
                                attributes=list(data.attributes), scorers=scorers, deployed_model=deployed,
                                label_issues=data.labels.issue_counts(), study=asdict(config),
                                dataset_list_sha256=sha256_json(data.dataset.relative_paths()),
                                scoring=data.scoring.note)
-        (out_dir / "provenance.json").write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n")
+        write_text_atomic(out_dir / "provenance.json", json.dumps(stamp, indent=2, sort_keys=True) + "\n")
         say(f"wrote {out_dir}/: table.md, {', '.join(figures)}, scores/, study.json, provenance.json")
         return out_dir
 

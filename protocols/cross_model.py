@@ -24,22 +24,22 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
+from fiqa_bench.cache import write_text_atomic
 from fiqa_bench.context import RunContext
 from fiqa_bench.evaluation import StudyConfig
 from fiqa_bench.method import PROTOCOLS, MethodSpec
-from fiqa_bench.protocols._evrc import EVRCRun, context_say, file_name, run_provenance, write_run
+from fiqa_bench.protocols._evrc import OneOrSeveral, EVRCRun, context_say, file_name, run_provenance, write_run
 from fiqa_bench.protocols.lfw import LFW, LFWProtocol
 from fiqa_bench.report.provenance import provenance
 from fiqa_bench.report.tables import aoc_table
 
 
 @dataclass(frozen=True)
-class CrossModelProtocol:
+class CrossModelProtocol(OneOrSeveral):
     """Every direction between two recognition models, on one LFW protocol."""
 
     base: LFWProtocol
@@ -47,12 +47,6 @@ class CrossModelProtocol:
     description: str = ("SDD-FIQA Tables 3/4: methods built on --model and on --deployed-model, errors of each, "
                         "all four directions in one table (LFW, cross-fitted)")
 
-    def run(self, method: str, *, context: RunContext, out_dir: Path, weights: Path | None = None,
-            settings: Mapping[str, str] | None = None, model: str = "dlib-resnet", deployed_model: str | None = None,
-            dataset: str | None = None, config: StudyConfig = StudyConfig()) -> Path:
-        """The four directions for one method."""
-        return self.compare([MethodSpec.named(method, settings, weights)], context=context, out_dir=out_dir,
-                            model=model, deployed_model=deployed_model, dataset=dataset, config=config)
 
     def compare(self, methods: list[MethodSpec], *, context: RunContext, out_dir: Path, model: str = "dlib-resnet",
                 deployed_model: str | None = None, dataset: str | None = None,
@@ -75,10 +69,10 @@ class CrossModelProtocol:
                                   config=config)
             write_run(run, out_dir / f"deployed-{file_name(deployed)}", started, context)
             runs.append(run)
-        (out_dir / "table.md").write_text(summary_markdown(runs, self.name))
+        write_text_atomic(out_dir / "table.md", summary_markdown(runs, self.name))
         stamp = started | {"protocol": self.name, "models": models,
                            "studies": {f"deployed-{file_name(r.deployed_model)}": run_provenance(r) for r in runs}}
-        (out_dir / "provenance.json").write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n")
+        write_text_atomic(out_dir / "provenance.json", json.dumps(stamp, indent=2, sort_keys=True) + "\n")
         context_say(context)(f"wrote {out_dir}/: table.md, deployed-*/, provenance.json")
         return out_dir
 

@@ -25,14 +25,13 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from fiqa_bench.context import RunContext
 from fiqa_bench.data import Dataset, DatasetError, load_dataset
 from fiqa_bench.evaluation import StudyConfig
 from fiqa_bench.learned import DEFAULT_TRAINED_ON
 from fiqa_bench.method import PROTOCOLS, MethodSpec
-from fiqa_bench.protocols._evrc import Scoring, evaluate
+from fiqa_bench.protocols._evrc import OneOrSeveral, Scoring, evaluate
 
 
 def checked_dataset(spec: str | None, context: RunContext) -> Dataset:
@@ -53,19 +52,13 @@ def checked_dataset(spec: str | None, context: RunContext) -> Dataset:
 
 
 @dataclass(frozen=True)
-class EVRCOnDataset:
+class EVRCOnDataset(OneOrSeveral):
     """The LFW study on a dataset named at run time."""
 
     name: str = "evrc"
     description: str = ("the EVRC/AOC study on any labelled dataset (--dataset folder:PATH ...), shipped models, "
                         "no cross-fitting")
 
-    def run(self, method: str, *, context: RunContext, out_dir: Path, weights: Path | None = None,
-            settings: Mapping[str, str] | None = None, model: str = "dlib-resnet", deployed_model: str | None = None,
-            dataset: str | None = None, config: StudyConfig = StudyConfig()) -> Path:
-        """Evaluate one method on ``dataset`` and write its results folder."""
-        return self.compare([MethodSpec.named(method, settings, weights)], context=context, out_dir=out_dir,
-                            model=model, deployed_model=deployed_model, dataset=dataset, config=config)
 
     def compare(self, methods: list[MethodSpec], *, context: RunContext, out_dir: Path, model: str = "dlib-resnet",
                 deployed_model: str | None = None, dataset: str | None = None,

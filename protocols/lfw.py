@@ -37,21 +37,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from fiqa_bench.context import RunContext
 from fiqa_bench.data import DatasetError
 from fiqa_bench.data.lfw import load_lfw
 from fiqa_bench.evaluation import StudyConfig
 from fiqa_bench.method import PROTOCOLS, MethodSpec
-from fiqa_bench.protocols._evrc import EVRCRun, Scoring, evaluate, study
+from fiqa_bench.protocols._evrc import OneOrSeveral, EVRCRun, Scoring, evaluate, study
 
 #: split scored -> the View 1 split its scoring model was trained on.
 CROSS_FIT = {"devtest": "lfw:devtrain", "devtrain": "lfw:devtest"}
 
 
 @dataclass(frozen=True)
-class LFWProtocol:
+class LFWProtocol(OneOrSeveral):
     """Which LFW images a run evaluates, and how they are cross-fitted."""
 
     name: str
@@ -59,12 +58,6 @@ class LFWProtocol:
     folds: tuple[str, ...]
     description: str
 
-    def run(self, method: str, *, context: RunContext, out_dir: Path, weights: Path | None = None,
-            settings: Mapping[str, str] | None = None, model: str = "dlib-resnet", deployed_model: str | None = None,
-            dataset: str | None = None, config: StudyConfig = StudyConfig()) -> Path:
-        """Evaluate one method and write its results folder; returns its path."""
-        return self.compare([MethodSpec.named(method, settings, weights)], context=context, out_dir=out_dir,
-                            model=model, deployed_model=deployed_model, dataset=dataset, config=config)
 
     def compare(self, methods: list[MethodSpec], *, context: RunContext, out_dir: Path, model: str = "dlib-resnet",
                 deployed_model: str | None = None, dataset: str | None = None,

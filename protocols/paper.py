@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fiqa_bench.cache import write_text_atomic
 from fiqa_bench.context import RunContext
 from fiqa_bench.evaluation import StudyConfig
 from fiqa_bench.method import MethodSpec, load_plugins
@@ -196,7 +197,7 @@ def _same_or_cross_table(run: PaperRun, number: int) -> None:
         else:
             lines += [f"## {name}", "", f"found at {_shown(root)}, but the cross-model protocol runs on LFW (where trained "
                       "methods can be cross-fitted); Table 1 has its same-model rows.", ""]
-    (run.out_dir / f"table{number}.md").write_text("\n".join(lines))
+    write_text_atomic(run.out_dir / f"table{number}.md", "\n".join(lines))
 
 
 def _evrc_rows(run: PaperRun, name: str) -> dict[str, dict[str, list[float]]]:
@@ -234,7 +235,7 @@ def _table2(run: PaperRun) -> None:
     lines += ["## The paper's Table 2", "", frame.to_markdown(index=False, disable_numparse=True), "",
               "Our rows: " + ", ".join(f"{k} = `{v}`" for k, v in names.items()) + " (each with the minmax and "
               "rank weightings).", ""]
-    (run.out_dir / "table2.md").write_text("\n".join(lines))
+    write_text_atomic(run.out_dir / "table2.md", "\n".join(lines))
 
 
 def _figure4(run: PaperRun) -> None:
@@ -246,7 +247,7 @@ def _figure4(run: PaperRun) -> None:
             png = sub / f"evrc-{policy}.png"
             lines += [f"## Deployed {deployed}, {policy} threshold (methods on both models)", "",
                       f"![]({png.relative_to(run.out_dir)})", ""]
-    (run.out_dir / "figure4.md").write_text("\n".join(lines))
+    write_text_atomic(run.out_dir / "figure4.md", "\n".join(lines))
 
 
 def _figure5(run: PaperRun) -> None:
@@ -267,7 +268,7 @@ def _figure5(run: PaperRun) -> None:
             lines += [f"![]({png.relative_to(run.out_dir)})", ""]
     lines += ["The paper reports (UTKFace, age and race rows) that SDD-FIQA's scores depend less on the group than "
               "SER-FIQ's and PCNet's; it prints no numbers, so compare the rank-percentile distances above.", ""]
-    (run.out_dir / "figure5.md").write_text("\n".join(lines))
+    write_text_atomic(run.out_dir / "figure5.md", "\n".join(lines))
 
 
 def _ablation(run: PaperRun) -> Path:
@@ -285,7 +286,7 @@ def _figure6(run: PaperRun) -> None:
              f"![]({(folder / 'evrc-fixed.png').relative_to(run.out_dir)})", "",
              "The paper: SDD-FIQA > Pos-Only > Neg-Only, and Neg-Only still lowers the FNMR. Ours:", "",
              table.split("\n", 2)[2]]
-    (run.out_dir / "figure6.md").write_text("\n".join(lines))
+    write_text_atomic(run.out_dir / "figure6.md", "\n".join(lines))
 
 
 def _figure7(run: PaperRun) -> None:
@@ -294,7 +295,7 @@ def _figure7(run: PaperRun) -> None:
              f"![]({(folder / 'sensitivity.png').relative_to(run.out_dir)})", "",
              "The paper: the AOC grows with m and K and converges at m = 24 and K = 12.", "",
              (folder / "sweep.md").read_text()]
-    (run.out_dir / "figure7.md").write_text("\n".join(lines))
+    write_text_atomic(run.out_dir / "figure7.md", "\n".join(lines))
 
 
 ITEM_WRITERS = {"table1": lambda r: _same_or_cross_table(r, 1), "table2": _table2,
@@ -316,4 +317,4 @@ def write_index(run: PaperRun) -> None:
         lines += [f"| {key} | `{run.done[key].relative_to(run.out_dir)}/` | {sec:.0f} |"
                   for key, sec in run.timings.items()]
     lines.append("")
-    (run.out_dir / "README.md").write_text("\n".join(lines))
+    write_text_atomic(run.out_dir / "README.md", "\n".join(lines))

@@ -37,6 +37,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
+from fiqa_bench.cache import write_text_atomic
 from fiqa_bench.context import RunContext
 from fiqa_bench.data import Dataset, DatasetError
 from fiqa_bench.data.lfw import load_lfw
@@ -52,7 +53,7 @@ from fiqa_bench.metrics.templates import (
 )
 from fiqa_bench.method import PROTOCOLS, MethodSpec
 from fiqa_bench.pipeline import embed_dataset
-from fiqa_bench.protocols._evrc import Scoring, context_say, entries, file_name, score_spec
+from fiqa_bench.protocols._evrc import OneOrSeveral, Scoring, context_say, entries, file_name, score_spec
 from fiqa_bench.protocols.lfw import LFW
 from fiqa_bench.report.provenance import provenance
 
@@ -107,19 +108,13 @@ def ijbc_templates(spec: str, context: RunContext) -> tuple[TemplateSet, dict]:
 
 
 @dataclass(frozen=True)
-class SetTARProtocol:
+class SetTARProtocol(OneOrSeveral):
     """Table 2: TAR of quality-weighted template descriptors against the unweighted baseline."""
 
     name: str = "set-tar"
     description: str = ("SDD-FIQA Table 2: set-based TAR@FMR with quality-weighted templates vs unweighted "
                         "(LFW real sets, or IJB-C with --dataset ijbc[:PATH])")
 
-    def run(self, method: str, *, context: RunContext, out_dir: Path, weights: Path | None = None,
-            settings: Mapping[str, str] | None = None, model: str = "dlib-resnet", deployed_model: str | None = None,
-            dataset: str | None = None, config: StudyConfig = StudyConfig()) -> Path:
-        """One method against the baseline."""
-        return self.compare([MethodSpec.named(method, settings, weights)], context=context, out_dir=out_dir,
-                            model=model, deployed_model=deployed_model, dataset=dataset, config=config)
 
     def compare(self, methods: list[MethodSpec], *, context: RunContext, out_dir: Path, model: str = "dlib-resnet",
                 deployed_model: str | None = None, dataset: str | None = None,
@@ -156,8 +151,8 @@ class SetTARProtocol:
         say(f"{self.name}: {templates.pairs.n_genuine} genuine and {templates.pairs.n_impostor} impostor template pairs")
         table = set_tar_study(emb.embeddings, template_of_image, templates.pairs, templates.subjects, qualities,
                               config)
-        (out_dir / "study.json").write_text(json.dumps(table, default=float) + "\n")
-        (out_dir / "table.md").write_text(table_markdown(table, f"# Set-based verification ({self.name}) on "
+        write_text_atomic(out_dir / "study.json", json.dumps(table, default=float) + "\n")
+        write_text_atomic(out_dir / "table.md", table_markdown(table, f"# Set-based verification ({self.name}) on "
                                                                 f"{data.name}, deployed {deployed}",
                                                          templates.description, emb.meta, config))
         stamp = started | dict(protocol=self.name, methods=[e.label for e in rows], deployed_model=deployed,
@@ -165,7 +160,7 @@ class SetTARProtocol:
                                dataset=data.name, dataset_list_sha256=sha256_json(emb.image_sha256.tolist()),
                                alignment=emb.meta["alignment"], study=asdict(config), templates=templates.description,
                                weight_schemes=list(SCHEMES), **({"ijbc": extra} if extra else {}))
-        (out_dir / "provenance.json").write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n")
+        write_text_atomic(out_dir / "provenance.json", json.dumps(stamp, indent=2, sort_keys=True) + "\n")
         say(f"wrote {out_dir}/: table.md, study.json, scores/, provenance.json")
         return out_dir
 

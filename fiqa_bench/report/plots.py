@@ -10,6 +10,16 @@ import numpy as np
 LINE_STYLES = ("-", "--", ":", "-.")
 
 
+def save_figure(fig, path: Path, dpi: int) -> None:  # noqa: ANN001 - a matplotlib Figure
+    """``fig.savefig(path)`` whole or not at all (:func:`fiqa_bench.cache.atomic_write`); the format
+    is the suffix's."""
+    from fiqa_bench.cache import atomic_write
+
+    path = Path(path)
+    with atomic_write(path, "wb") as fh:
+        fig.savefig(fh, dpi=dpi, format=path.suffix.lstrip(".") or "png")
+
+
 def line_styles(n: int) -> list[tuple[str, str]]:
     """``n`` distinct (colour, line style) pairs: the ten tab10 colours solid, then dashed, dotted, dash-dotted."""
     if n > 10 * len(LINE_STYLES):
@@ -65,8 +75,7 @@ def plot_evrc(
     if title:
         fig.suptitle(title)
     fig.tight_layout(rect=(0, bottom, 1, 1))
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 
@@ -111,7 +120,7 @@ def plot_sensitivity(
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=150)
+    save_figure(fig, path, dpi=150)
     plt.close(fig)
 
 
@@ -159,7 +168,7 @@ def plot_group_distributions(
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    save_figure(fig, path, dpi=130)
     plt.close(fig)
 
 
@@ -200,5 +209,5 @@ def plot_group_errors(
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    save_figure(fig, path, dpi=130)
     plt.close(fig)
