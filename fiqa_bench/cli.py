@@ -307,14 +307,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     for key in ("mode", "epochs", "schedule", "seed"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
+    from fiqa_bench.distributed import current, init_if_launched
+
+    args.device = init_if_launched(args.device)  # under torchrun: one process of a group; rank 0 writes
+    rank = current()[0]
+    args.quiet = args.quiet or rank != 0
     context = _context(args, args.model)
     dataset = load_dataset(args.dataset, context.data_root, args.split)
     model_name = args.model.partition("@")[0]
     out = args.out or context.cache_dir / "trained" / f"{method}-{model_name}-{dataset.name.replace(':', '-')}.pt"
     start = time.perf_counter()
     record = TRAINERS.get(method)(dataset, args.model, context, out, options)
-    print(f"wrote {out} (sha256 {record['sha256'][:16]}...) and {out.with_suffix('.json').name}: "
-          f"{record.get('n_labelled', '?')} labelled images, {time.perf_counter() - start:.1f} s")
+    if rank == 0:
+        print(f"wrote {out} (sha256 {record['sha256'][:16]}...) and {out.with_suffix('.json').name}: "
+              f"{record.get('n_labelled', '?')} labelled images, {time.perf_counter() - start:.1f} s")
     return 0
 
 

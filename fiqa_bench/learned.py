@@ -25,6 +25,8 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import shutil
+import uuid
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -324,14 +326,20 @@ class LearnedQualityMethod(QualityMethod):
 
 
 def training_set(dataset: Dataset, model_name: str, context: RunContext, features: str) -> TrainingSet:
-    """The embeddings and head inputs of every image of ``dataset`` that ``model_name`` could embed."""
+    """The embeddings and head inputs of every image of ``dataset`` that ``model_name`` could embed.
+
+    Under a ``torch.distributed`` group the images are embedded by all processes together
+    (:func:`~fiqa_bench.distributed.embed_dataset_distributed`, bit for bit the one-process result).
+    """
+    from fiqa_bench.distributed import embed_dataset_distributed
+
     model = context.model(model_name)
-    emb = embed_dataset(dataset, model, context)
+    emb = embed_dataset_distributed(dataset, model, context)
     rows = np.flatnonzero(~emb.failed)
     if features == "chips":
         inputs = dataset_chips(dataset, model.card.template, context)[0][rows]
     else:
-        inputs = embed_dataset(dataset, model, context, output=features).embeddings[rows]
+        inputs = embed_dataset_distributed(dataset, model, context, output=features).embeddings[rows]
     return TrainingSet(dataset=dataset, rows=rows, embeddings=emb.embeddings[rows],
                        identities=emb.identities[rows], features=inputs, model=model_name, context=context,
                        n_failed=int(emb.failed.sum()))
@@ -343,7 +351,10 @@ def train_method(
 ) -> dict:
     """Train ``objective`` on ``dataset`` with ``model_name``; write the checkpoint ``out`` and its ``.json``.
 
-    Returns the training record (what the ``.json`` holds).
+    Returns the training record (what the ``.json`` holds).  Under a ``torch.distributed`` group of
+    several processes (``torchrun``) every process trains (embeddings, labels and the regression are
+    shared out, :mod:`fiqa_bench.distributed`), process 0 alone writes the files (the record then
+    holds ``world_size``), and every process returns its record.
     """
     model = context.model(model_name)
     data = training_set(dataset, model_name, context, config.features)
@@ -369,6 +380,14 @@ def train_method(
         **fitted.stats,
         "alignment_digest": context.alignment.digest(),
     }
+    from fiqa_bench.distributed import barrier, broadcast_object, current
+
+    rank, world = current()
+    if world > 1:
+        meta["world_size"] = world
+    if rank != 0:
+        barrier()
+        return broadcast_object(None)
     stamp = provenance()  # before writing: a checkpoint inside the work tree would mark it dirty
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -376,6 +395,9 @@ def train_method(
     record = {"checkpoint": out.name, "sha256": sha256_file(out), **meta,
               "train_log": dataclasses.asdict(fitted.log), "provenance": stamp}
     out.with_suffix(".json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    if world > 1:
+        barrier()
+        broadcast_object(record)
     return record
 
 
@@ -419,7 +441,9 @@ def learned_checkpoint(
     ``<cache>/trained/<stem>-<model>-<dataset>-<digest>.pt``, the digest
     covering the method, its settings, the model's fingerprint, the alignment
     and the checkpoint format, so a change to any of them trains anew.
-    Written atomically: an interrupted training leaves nothing behind.
+    Written atomically, in a folder of the training's own: an interrupted training leaves no
+    checkpoint (at most, after SIGKILL, a hidden ``.<name>.<random>.training/`` folder), and two
+    processes training the same checkpoint at once do not mix their files.
 
     Returns:
         the checkpoint path, and whether it was trained here (not shipped).
@@ -454,13 +478,22 @@ def learned_checkpoint(
     kind, _, split = trained_on.partition(":")
     dataset = load_dataset(kind, context.data_root, split or None)
     out.parent.mkdir(parents=True, exist_ok=True)
-    scratch = out.with_name(out.name + ".training.pt")
-    config = TrainConfig(**dict(method.objective.config_defaults))
-    train_method(objective, dataset, model_name, model_context, scratch, config)
-    with atomic_write(out.with_suffix(".json")) as fh:
-        fh.write(scratch.with_suffix(".json").read_text().replace(scratch.name, out.name))
-    scratch.with_suffix(".json").unlink()
-    scratch.replace(out)
+    # Each training writes in a folder of its own, so two processes training the same checkpoint at once
+    # never write one file together; the scratch file's name is the same in every folder because torch
+    # names the archive inside after the file, and the checkpoint's bytes (its sha256, part of the score
+    # cache key) must not depend on who trained it.  Two such trainings give the same bytes; the last
+    # rename wins.  A killed training leaves only its hidden folder, which nothing reads.
+    workdir = out.parent / f".{out.name}.{uuid.uuid4().hex}.training"
+    workdir.mkdir()
+    try:
+        scratch = workdir / (out.name + ".training.pt")
+        config = TrainConfig(**dict(method.objective.config_defaults))
+        train_method(objective, dataset, model_name, model_context, scratch, config)
+        with atomic_write(out.with_suffix(".json")) as fh:
+            fh.write(scratch.with_suffix(".json").read_text().replace(scratch.name, out.name))
+        scratch.replace(out)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
     return out, True
 
 

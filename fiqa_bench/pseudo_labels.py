@@ -84,6 +84,23 @@ A repetition whose raw values are all equal up to rounding (spread below
 or blow rounding noise up to [0, 100], the official code yields NaN or
 noise) is scaled to 0 and mentioned in ``notes``.
 
+Random draws, ``draws="sequential"`` (default) or ``"per-chunk"``.  The
+work is cut into chunks (runs of identities of one size, about 4096
+samples each; identities of more than 2048 images in pieces of 4096 rows),
+processed in a fixed order that depends only on the partition of the samples
+into identities.  ``"sequential"`` draws every chunk from one
+``numpy.random.default_rng(seed)`` in that order: the labels of the shipped
+SDD-FIQA checkpoints, unchanged.  ``"per-chunk"`` gives chunk ``c`` a
+generator of its own, ``default_rng(SeedSequence(seed, spawn_key=(c,)))``
+(the ``c``-th child of ``SeedSequence(seed).spawn``), so any process can
+label any chunk without drawing the ones before it: under
+``torch.distributed`` (world size > 1) each process labels a contiguous run
+of chunks, the raw distances are gathered (float64, bit for bit) and every
+process scales them with the same code, so the labels are *exactly* those
+of ``draws="per-chunk"`` in one process, on every process.  Each sample's
+draws have the same distribution under both schemes; only the random numbers
+differ, so the two schemes give different (equally valid) labels.
+
 Cost: the within-identity Gram matrices are computed once (identities of up
 to 2048 images; larger ones are sampled pair by pair) and reused by all K
 repetitions; negatives cost one ``(4096, D) x (D, P)`` product per chunk and
@@ -101,6 +118,7 @@ from math import gcd
 import numpy as np
 
 __all__ = [
+    "DRAWS",
     "NEGATIVE_SAMPLING",
     "VARIANTS",
     "PseudoLabels",
@@ -111,6 +129,7 @@ __all__ = [
 
 VARIANTS = ("sdd", "pos-only", "neg-only", "signed")
 NEGATIVE_SAMPLING = ("pooled", "independent")
+DRAWS = ("sequential", "per-chunk")
 
 _CHUNK_ROWS = 4096  # samples per chunk (Gram and pooled-negative path)
 _GATHER_BYTES = 32 << 20  # budget of one gathered (rows, m, D) block
@@ -138,6 +157,7 @@ class PseudoLabels:
             ``"none"`` (variant ``"pos-only"``).
         pool_size: P of the pooled sampling, 0 when independent or unused.
         notes: human-readable account of what was done and what was left out.
+        draws: the random-draw scheme used, one of :data:`DRAWS`.
     """
 
     labels: np.ndarray
@@ -150,6 +170,7 @@ class PseudoLabels:
     negatives: str
     pool_size: int
     notes: str
+    draws: str = "sequential"
 
 
 # --------------------------------------------------------------------------
@@ -461,7 +482,8 @@ def _prep(sims: np.ndarray, needs_sort: bool) -> np.ndarray:
 
 
 def sdd_pseudo_labels(embeddings: object, identities: object, m: int = 24, repetitions: int = 12,
-                      seed: int = 0, variant: str = "sdd", negatives: str = "pooled") -> PseudoLabels:
+                      seed: int = 0, variant: str = "sdd", negatives: str = "pooled",
+                      draws: str | None = None) -> PseudoLabels:
     """SDD-FIQA quality pseudo-labels (Eqs. 7-10 of Ou et al., CVPR 2021).
 
     ``Q_i = (1/K) sum_k 100 (l_ik - min_j l_jk) / (max_j l_jk - min_j l_jk)`` with
@@ -481,6 +503,15 @@ def sdd_pseudo_labels(embeddings: object, identities: object, m: int = 24, repet
         variant: ``"sdd"``, ``"signed"``, ``"pos-only"`` or ``"neg-only"``.
         negatives: ``"pooled"`` (fast; each sample's negatives distributed exactly
             as in the official code, shared within a chunk) or ``"independent"``.
+        draws: ``"sequential"`` (one generator for all chunks; the shipped
+            checkpoints' labels) or ``"per-chunk"`` (a generator per chunk, so
+            the work can be shared by processes; see the module docstring).
+            None: ``"per-chunk"`` when a ``torch.distributed`` process group of
+            more than one process is initialised, else ``"sequential"``.
+            Under a process group, ``"per-chunk"`` splits the chunks over the
+            processes (every one returns the same labels, exactly those of one
+            process); ``"sequential"`` cannot be split and is computed whole by
+            every process.  Every process must call with the same arguments.
 
     Returns:
         :class:`PseudoLabels`; samples of single-image identities are NaN.
@@ -501,6 +532,13 @@ def sdd_pseudo_labels(embeddings: object, identities: object, m: int = 24, repet
         raise ValueError(f"variant must be one of {list(VARIANTS)}, got {variant!r}")
     if negatives not in NEGATIVE_SAMPLING:
         raise ValueError(f"negatives must be one of {list(NEGATIVE_SAMPLING)}, got {negatives!r}")
+    from fiqa_bench.distributed import current
+
+    rank, world = current()
+    if draws is None:
+        draws = "per-chunk" if world > 1 else "sequential"
+    if draws not in DRAWS:
+        raise ValueError(f"draws must be one of {list(DRAWS)} or None, got {draws!r}")
     emb = _check_embeddings(embeddings)
     ids = np.asarray(identities)
     if ids.ndim != 1 or ids.shape[0] != emb.shape[0]:
@@ -538,32 +576,25 @@ def sdd_pseudo_labels(embeddings: object, identities: object, m: int = 24, repet
             notes.append(f"set of {n} samples is smaller than 4 x pool size {p}: negatives drawn independently "
                          f"per sample instead of pooled")
 
-    rng = np.random.default_rng(seed)
     raw = np.full((repetitions, n), np.nan, dtype=np.float64)
-    for n_g in np.unique(layout.sizes[labelled_groups]):
-        n_g = int(n_g)
-        groups_of_size = labelled_groups[layout.sizes[labelled_groups] == n_g]
-        c = min(m, n_g - 1)  # positives per sample
-        if n_g <= _GRAM_MAX:
-            per_chunk = max(1, _CHUNK_ROWS // n_g)
-            pairs = [(groups_of_size[i], groups_of_size[min(i + per_chunk, groups_of_size.size) - 1])
-                     for i in range(0, groups_of_size.size, per_chunk)]
-        else:
-            pairs = [(g, g) for g in groups_of_size]
-        for g0, g1 in pairs:  # a run of consecutive identities of size n_g
-            a = int(layout.starts[g0])
-            b = int(layout.starts[g1] + n_g)
-            gc = int(g1 - g0 + 1)
-            groups = layout.group_of_pos[a:b]
-            rank = np.arange(b - a, dtype=np.int64) % n_g
-            if n_g <= _GRAM_MAX:
-                _fill_gram_chunk(rng, rows, layout, raw, a, b, gc, n_g, c, m, groups, rank, pool_size,
-                                 variant, need_pos, need_neg, sort_needed)
-            else:
-                for a2 in range(a, b, _CHUNK_ROWS):
-                    b2 = min(b, a2 + _CHUNK_ROWS)
-                    _fill_gather_chunk(rng, rows, layout, raw, a2, b2, c, m, groups[a2 - a:b2 - a],
-                                       rank[a2 - a:b2 - a], pool_size, variant, need_pos, need_neg, sort_needed)
+    units = _units(layout, labelled_groups)
+    fill = dict(rows=rows, layout=layout, raw=raw, m=m, pool_size=pool_size, variant=variant,
+                need_pos=need_pos, need_neg=need_neg, sort_needed=sort_needed)
+    if draws == "sequential":  # one generator through every chunk, in order: the original scheme
+        rng = np.random.default_rng(seed)
+        for unit in units:
+            _fill_unit(rng, unit, **fill)
+    else:
+        share = _unit_shares(units, world) if world > 1 else np.zeros(len(units), dtype=np.int64)
+        for c, unit in enumerate(units):
+            if share[c] == rank:
+                _fill_unit(np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(c,))), unit, **fill)
+        if world > 1:
+            from fiqa_bench.distributed import gather_rows
+
+            cuts = _position_cuts(units, share, world, n)
+            # the raw distances of every process's chunks, float64 bit for bit, in sorted-position order
+            raw[...] = gather_rows(np.ascontiguousarray(raw[:, cuts[rank]:cuts[rank + 1]].T), n).T
 
     labelled_sorted = ~single[layout.group_of_pos]
     labels_sorted = np.full(n, np.nan, dtype=np.float64)
@@ -587,7 +618,9 @@ def sdd_pseudo_labels(embeddings: object, identities: object, m: int = 24, repet
     labelled[layout.order] = labelled_sorted
 
     n_ids = layout.sizes.size
-    head = (f"{n} samples, {n_ids} identities, variant {variant!r}, m={m}, K={repetitions}, seed={seed}; "
+    head = (f"{n} samples, {n_ids} identities, variant {variant!r}, m={m}, K={repetitions}, seed={seed}, "
+            f"draws {draws}" + (f" ({len(units)} chunks over {world} processes)" if draws == "per-chunk"
+                                and world > 1 else "") + "; "
             f"positives: all other images of the identity when it has <= {m} others, else {m} drawn "
             f"without replacement per repetition")
     if need_neg:
@@ -601,7 +634,82 @@ def sdd_pseudo_labels(embeddings: object, identities: object, m: int = 24, repet
         arr.setflags(write=False)
     return PseudoLabels(labels=labels, labelled=labelled, n_singletons=n_singletons, m=m,
                         repetitions=repetitions, seed=seed, variant=variant, negatives=used_negatives,
-                        pool_size=pool_size, notes="; ".join(notes) + ".")
+                        pool_size=pool_size, notes="; ".join(notes) + ".", draws=draws)
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """One chunk of the work: sorted positions ``[a, b)`` of identities of size ``n_g``.
+
+    ``gram``: the identities' Gram matrices are computed (``n_g <= _GRAM_MAX``; the
+    chunk holds ``gc`` whole identities); otherwise the rows are a piece of one
+    large identity and positives are gathered pair by pair.
+    """
+
+    a: int
+    b: int
+    n_g: int
+    gc: int
+    gram: bool
+
+
+def _units(layout: _Layout, labelled_groups: np.ndarray) -> list[_Unit]:
+    """The chunks in processing order (identity size ascending; positions ascending).
+
+    Depends only on the partition of the samples into identities (and the
+    module's chunk constants), never on the embeddings, the seed or the number
+    of processes, so a chunk's index names the same rows everywhere.
+    """
+    units: list[_Unit] = []
+    for n_g in np.unique(layout.sizes[labelled_groups]):
+        n_g = int(n_g)
+        groups_of_size = labelled_groups[layout.sizes[labelled_groups] == n_g]
+        if n_g <= _GRAM_MAX:
+            per_chunk = max(1, _CHUNK_ROWS // n_g)
+            for i in range(0, groups_of_size.size, per_chunk):  # a run of consecutive identities of size n_g
+                g0, g1 = groups_of_size[i], groups_of_size[min(i + per_chunk, groups_of_size.size) - 1]
+                a, b = int(layout.starts[g0]), int(layout.starts[g1] + n_g)
+                units.append(_Unit(a, b, n_g, int(g1 - g0 + 1), True))
+        else:
+            for g in groups_of_size:
+                a, b = int(layout.starts[g]), int(layout.starts[g] + n_g)
+                units += [_Unit(a2, min(b, a2 + _CHUNK_ROWS), n_g, 1, False) for a2 in range(a, b, _CHUNK_ROWS)]
+    return units
+
+
+def _fill_unit(rng: np.random.Generator, unit: _Unit, *, rows: _Rows, layout: _Layout, raw: np.ndarray, m: int,
+               pool_size: int, variant: str, need_pos: bool, need_neg: bool, sort_needed: bool) -> None:
+    """``raw[:, unit.a:unit.b]``: the K repetitions of one chunk, drawn from ``rng``."""
+    a, b, n_g = unit.a, unit.b, unit.n_g
+    c = min(m, n_g - 1)  # positives per sample
+    groups = layout.group_of_pos[a:b]
+    if unit.gram:
+        rank = np.arange(b - a, dtype=np.int64) % n_g
+        _fill_gram_chunk(rng, rows, layout, raw, a, b, unit.gc, n_g, c, m, groups, rank, pool_size,
+                         variant, need_pos, need_neg, sort_needed)
+    else:
+        rank = np.arange(a, b, dtype=np.int64) - layout.starts[groups]  # position within the identity
+        _fill_gather_chunk(rng, rows, layout, raw, a, b, c, m, groups, rank, pool_size,
+                           variant, need_pos, need_neg, sort_needed)
+
+
+def _unit_shares(units: list[_Unit], world: int) -> np.ndarray:
+    """The process of each chunk: contiguous runs of chunks with about equal numbers of rows."""
+    sizes = np.array([u.b - u.a for u in units], dtype=np.int64)
+    if sizes.size == 0:
+        return sizes
+    middle = np.cumsum(sizes) - sizes / 2.0
+    return np.minimum(world - 1, (middle * world / sizes.sum()).astype(np.int64))
+
+
+def _position_cuts(units: list[_Unit], share: np.ndarray, world: int, n: int) -> list[int]:
+    """``cuts[r]:cuts[r + 1]``: the sorted positions process ``r`` sends (its chunks; the
+    unlabelled singletons before the first chunk go with process 0).  Contiguous, covering ``[0, n)``."""
+    cuts = [0]
+    for r in range(1, world):
+        mine = [u.a for u, s in zip(units, share) if s >= r]
+        cuts.append(min(mine) if mine else n)
+    return cuts + [n]
 
 
 def _positive_cols(rng: np.random.Generator, rank: np.ndarray, n_g: int, c: int) -> np.ndarray:

@@ -247,6 +247,7 @@ def fit_module(
     log: TrainLog,
     member: int = 0,
     progress: Callable[[int, float], None] | None = None,
+    row_mean: bool = False,
 ) -> None:
     """Adam on ``parameters`` with ``config``'s schedule for ``config.epochs`` epochs, minimising ``loss``.
 
@@ -255,7 +256,19 @@ def fit_module(
     the mean of the batch losses weighted by batch length.  This is the one
     training loop of every learned method (SDD-FIQA, FaceQnet, CR-FIQA,
     PCNet, PFE): a method supplies its batches and its loss.
+
+    ``row_mean=True`` declares that ``loss(model, batch)`` is the mean over the
+    batch's rows of a per-row loss of ``model(batch[0])`` (every tensor of a
+    batch holding one row per sample).  Such a loss is trained data-parallel
+    when a ``torch.distributed`` group of several processes is initialised
+    (:func:`_fit_data_parallel`); any other loss is trained whole by every
+    process (the same model everywhere, no speed-up).
     """
+    from fiqa_bench.distributed import is_distributed
+
+    if row_mean and is_distributed():
+        _fit_data_parallel(model, parameters, batches, loss, config, log, member, progress)
+        return
     schedule = SCHEDULES[config.schedule]
     optimiser = torch.optim.Adam(parameters, lr=schedule.lr, weight_decay=schedule.weight_decay)
     gen = torch.Generator().manual_seed(config.seed + member)
@@ -275,6 +288,78 @@ def fit_module(
         log.add(epoch, lr, total / count, member)
         if progress is not None:
             progress(epoch, total / count)
+    model.eval()
+
+
+def _fit_data_parallel(
+    model: nn.Module,
+    parameters: list[nn.Parameter],
+    batches: Callable[[torch.Generator], list[Batch]],
+    loss: LossFn,
+    config: TrainConfig,
+    log: TrainLog,
+    member: int,
+    progress: Callable[[int, float], None] | None,
+) -> None:
+    """:func:`fit_module` for a row-mean loss over the processes of the group (``DistributedDataParallel``).
+
+    Every process draws the same epoch batches (the generator is seeded
+    alike) and the same dropout masks for the whole batch
+    (:func:`~fiqa_bench.distributed.sharded_dropout`), and takes the
+    contiguous slice ``[lo, hi)`` of each batch that
+    :func:`~fiqa_bench.distributed.shard_range` gives it.  Its loss is the
+    slice's mean times ``(hi - lo) * world / n``, so the gradient DDP
+    averages over the processes is the gradient of the mean over the whole
+    batch: the step of one process, except for the order in which the
+    per-sample gradients are summed (within each slice, then across
+    processes).  A ``torch.utils.data.DistributedSampler`` is not used: it
+    deals samples out round-robin and pads the last batch with repeats, so
+    the steps would differ from one process's.  Adam, the schedule and
+    weight decay act on identical gradients on every process, and DDP keeps
+    the buffers equal (broadcast from process 0), so every process ends with
+    the same model.  The logged loss is summed over the processes.
+
+    Not reproduced: statistics computed per batch inside the model (a
+    ``BatchNorm`` backbone in full mode sees only its slice).
+    """
+    from fiqa_bench.distributed import all_reduce_sum, current, data_parallel, shard_range, sharded_dropout
+
+    rank, world = current()
+    schedule = SCHEDULES[config.schedule]
+    optimiser = torch.optim.Adam(parameters, lr=schedule.lr, weight_decay=schedule.weight_decay)
+    gen = torch.Generator().manual_seed(config.seed + member)
+    requires = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        with sharded_dropout(model) as dropouts:
+            net = data_parallel(model, parameters)
+            for epoch in range(config.epochs):
+                lr = schedule.lr_at(epoch)
+                for group in optimiser.param_groups:
+                    group["lr"] = lr
+                net.train()
+                total, count = 0.0, 0  # this process's sum of per-sample losses; samples of the epoch
+                for batch in batches(gen):
+                    n = len(batch[0])
+                    lo, hi = shard_range(n, rank, world, align=1)
+                    local = tuple(t[lo:hi] for t in batch)
+                    for d in dropouts:
+                        d.rows = (n, lo, hi)
+                    optimiser.zero_grad()
+                    if hi > lo:
+                        value = loss(net, local)
+                        (value * ((hi - lo) * world / n)).backward()
+                        total += float(value.detach()) * (hi - lo)
+                    else:  # an empty slice of a short last batch: zero gradient, same collectives and draws
+                        (net(local[0]).sum() * 0.0).backward()
+                    optimiser.step()
+                    count += n
+                mean = float(all_reduce_sum(np.array([total]))[0]) / count
+                log.add(epoch, lr, mean, member)
+                if progress is not None:
+                    progress(epoch, mean)
+    finally:
+        for p, flag in requires:
+            p.requires_grad_(flag)
     model.eval()
 
 
@@ -307,13 +392,16 @@ def train_ensemble(
     activation: str = "none",
     initial_output: float = 0.0,
     progress: Callable[[int, float], None] | None = None,
+    row_mean: bool = False,
 ) -> tuple[QualityEnsemble, TrainLog]:
     """Train ``config.ensemble`` :class:`QualityHead` s on frozen features ``x`` with ``loss``.
 
     Member ``j`` is initialised, shuffled and dropped out from seed
     ``config.seed + j``.  Features are standardised with their training mean
     and deviation (stored in each head); each output bias starts at
-    ``initial_output`` (before the activation).
+    ``initial_output`` (before the activation).  ``row_mean``: see
+    :func:`fit_module` (members are trained one after the other, each
+    data-parallel under a process group; every process holds ``x`` whole).
     """
     ensemble = QualityEnsemble(x.shape[1], config.ensemble, config.dropout, config.hidden, activation)
     log = new_log(config)
@@ -324,7 +412,7 @@ def train_ensemble(
             head.mean.copy_(x.mean(0))
             head.scale.copy_(x.std(0).clamp_min(1e-6))
             head.out.bias.fill_(initial_output)
-        fit_module(head, list(head.parameters()), batches, loss, config, log, member, progress)
+        fit_module(head, list(head.parameters()), batches, loss, config, log, member, progress, row_mean)
         ensemble.members[member] = head
     return ensemble.eval(), log
 
@@ -338,7 +426,8 @@ def train_head(
     """Regress ``labels`` from frozen features ``(N, F)`` with the Huber loss (mode "head").
 
     :func:`train_ensemble` with shuffled ``(x, y)`` batches; each output bias
-    starts at the median label.
+    starts at the median label.  Data-parallel under a ``torch.distributed``
+    group (:func:`fit_module`).
     """
     x = check_features(features)
     y = _check_labels(labels, len(x))
@@ -348,7 +437,7 @@ def train_head(
         return [(x[idx], y[idx]) for idx in order.split(config.batch_size)]
 
     return train_ensemble(x, config, batches, huber_loss(config), initial_output=float(y.median()),
-                          progress=progress)
+                          progress=progress, row_mean=True)
 
 
 def train_full(
@@ -379,7 +468,7 @@ def train_full(
     for p in parameters:
         p.requires_grad_(True)
     log = new_log(config)
-    fit_module(model, parameters, batches, huber_loss(config), config, log, progress=progress)
+    fit_module(model, parameters, batches, huber_loss(config), config, log, progress=progress, row_mean=True)
     return model, log
 
 

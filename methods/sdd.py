@@ -38,7 +38,7 @@ from typing import ClassVar
 import numpy as np
 
 from fiqa_bench.learned import LearnedQualityMethod, RegressionObjective, TrainingSet, register_learned
-from fiqa_bench.pseudo_labels import VARIANTS, sdd_pseudo_labels
+from fiqa_bench.pseudo_labels import DRAWS, VARIANTS, sdd_pseudo_labels
 
 PAPER = "F.-Z. Ou et al., SDD-FIQA: Unsupervised Face Image Quality Assessment with Similarity Distribution Distance, CVPR 2021"
 
@@ -52,6 +52,11 @@ class SDDLabels(RegressionObjective):
         repetitions: K, the number of draws averaged.
         label_seed: seed of the draws.
         variant: "sdd" (the paper's WD), "pos-only", "neg-only" or "signed" (the ablations).
+        draws: the random-draw scheme (:func:`~fiqa_bench.pseudo_labels.sdd_pseudo_labels`):
+            "auto" (default: "sequential", the shipped models' labels, in one
+            process; "per-chunk", shared by the processes, under torchrun),
+            "sequential" or "per-chunk" (``--set draws=per-chunk`` reproduces in
+            one process the labels of a torchrun training).
     """
 
     method: ClassVar[str] = "sdd"
@@ -61,15 +66,35 @@ class SDDLabels(RegressionObjective):
     repetitions: int = 12
     label_seed: int = 0
     variant: str = "sdd"
+    draws: str = "auto"
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ValueError(f"sdd: variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
+        if self.draws not in ("auto", *DRAWS):
+            raise ValueError(f"sdd: draws must be one of auto, {', '.join(DRAWS)}, got {self.draws!r}")
+
+    def resolved_draws(self) -> str:
+        """The scheme the labels are drawn with here: "auto" is "per-chunk" under a process group of
+        several processes, else "sequential"."""
+        if self.draws != "auto":
+            return self.draws
+        from fiqa_bench.distributed import is_distributed
+
+        return "per-chunk" if is_distributed() else "sequential"
+
+    def settings(self) -> dict:
+        """m, repetitions, label_seed, variant, and ``draws`` only when it is "per-chunk" (so the records
+        and cache keys of sequential labels, every shipped model's, are those written before it existed)."""
+        out = super().settings()
+        del out["draws"]
+        draws = self.resolved_draws()
+        return out | ({"draws": draws} if draws != "sequential" else {})
 
     def labels(self, data: TrainingSet) -> np.ndarray:
         """Eqs. 7-10 on the training embeddings; NaN for identities with one image."""
         return sdd_pseudo_labels(data.embeddings, data.identities, m=self.m, repetitions=self.repetitions,
-                                 seed=self.label_seed, variant=self.variant).labels
+                                 seed=self.label_seed, variant=self.variant, draws=self.resolved_draws()).labels
 
 
 class SDDFIQA(LearnedQualityMethod):
