@@ -109,17 +109,18 @@ def file_key(path: Path) -> str:
         return "unreadable:" + hashlib.sha256(os.fsencode(path)).hexdigest()
 
 
-#: (path, size, mtime_ns) -> content key, for files already hashed by this process.
-_KEY_MEMO: dict[tuple[str, int, int], str] = {}
+#: (path, size, mtime_ns, inode, ctime_ns) -> content key, for files already hashed by this process.
+_KEY_MEMO: dict[tuple[str, int, int, int, int], str] = {}
 
 
-def _stamp(path: Path) -> tuple[str, int, int] | None:
-    """The memo key of ``path``: (path, size, mtime_ns), or None when it cannot be stat'ed."""
+def _stamp(path: Path) -> tuple[str, int, int, int, int] | None:
+    """The memo key of ``path``: (path, size, mtime_ns, inode, ctime_ns), or None when it cannot be stat'ed."""
     try:
         st = Path(path).stat()
     except OSError:
         return None
-    return (str(path), st.st_size, st.st_mtime_ns)
+    # inode and ctime too: a file replaced by one of the same size with its mtime copied (cp -p) changes them
+    return (str(path), st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
 def hash_files(paths: list[Path], progress: bool = True) -> list[str]:
