@@ -294,7 +294,8 @@ def plot_run(run: EVRCRun, out_dir: Path) -> list[str]:
                 for f in config.fmrs}
         names.append(f"evrc-{policy}.png")
         plot_evrc(out_dir / names[-1], discard, fnmr, band,
-                  title=f"EVRC on {run.protocol} ({first.comparisons.get('n_genuine')} genuine comparisons), "
+                  title=f"EVRC on {run.dataset.name} ({run.protocol}; "
+                        f"{first.comparisons.get('n_genuine')} genuine comparisons), "
                         f"{run.direction}, {policy} threshold")
     return names
 
