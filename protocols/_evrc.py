@@ -172,10 +172,10 @@ class EVRCRun:
 
     @property
     def direction(self) -> str:
-        """``quality model -> deployed model`` (one name when they are the same)."""
+        """``deployed M`` when the methods read the deployed model, else which models the quality comes from."""
         if self.quality_models == [self.deployed_model]:
-            return self.deployed_model
-        return f"{', '.join(self.quality_models)} -> {self.deployed_model}"
+            return f"deployed {self.deployed_model}"
+        return f"quality from {' and '.join(self.quality_models)}, deployed {self.deployed_model}"
 
 
 def study(specs: Sequence[MethodSpec], *, protocol: str, dataset: Dataset, scoring: Scoring, context: RunContext,
