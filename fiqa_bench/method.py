@@ -248,6 +248,16 @@ def parse_methods(text: str) -> list[MethodSpec]:
     return specs
 
 
+def method_class(name: str) -> type[QualityMethod]:
+    """The registered class (or factory) of method ``name`` (an alias resolved).
+
+    Protocols ask this rather than importing :data:`METHODS` by name, so a
+    registry swapped at run time (a plugin host, a test) is the one they see.
+    """
+    load_plugins()
+    return METHODS.get(name)
+
+
 def settings_for_model(name: str, settings: Mapping[str, str], model: str) -> dict[str, str]:
     """``settings`` with ``model`` added when the method reads a recognition model and none was chosen.
 

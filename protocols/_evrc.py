@@ -37,7 +37,7 @@ from fiqa_bench.data import Dataset
 from fiqa_bench.evaluation import StudyConfig, StudySet, run_studies
 from fiqa_bench.hashing import sha256_json
 from fiqa_bench.learned import DEFAULT_TRAINED_ON, LearnedQualityMethod, learned_checkpoint
-from fiqa_bench.method import METHODS, MethodSpec, QualityMethod, create_method, load_plugins, settings_for_model
+from fiqa_bench.method import MethodSpec, QualityMethod, create_method, method_class, settings_for_model
 from fiqa_bench.pipeline import Embeddings, embed_dataset
 from fiqa_bench.report.plots import plot_evrc
 from fiqa_bench.report.provenance import provenance
@@ -94,7 +94,7 @@ def score_spec(spec: MethodSpec, dataset: Dataset, scoring: Scoring, context: Ru
     settings = spec.settings if spec.weights is not None else settings_for_model(spec.name, spec.settings,
                                                                                  quality_model)
     scoring_context = context.for_model(settings.get("model", quality_model))
-    cls = METHODS.get(spec.name)
+    cls = method_class(spec.name)
     if spec.weights is not None or not (isinstance(cls, type) and issubclass(cls, LearnedQualityMethod)):
         method = create_method(spec.name, weights=spec.weights, settings=settings)
         table = score_dataset(method, dataset, scoring_context)
@@ -133,10 +133,9 @@ def entries(specs: Sequence[MethodSpec], quality_models: Sequence[str], deployed
     """Every method on every quality model; a method that reads no recognition model once, on the deployed
     model's chips; one that names its own (``sdd[model=...]``) or comes with a checkpoint once.  Labels gain
     `` on MODEL`` only when there are several quality models."""
-    load_plugins()
     out = []
     for spec in specs:
-        reads = "model" in METHODS.get(spec.name).setting_names()
+        reads = "model" in method_class(spec.name).setting_names()
         models = [deployed_model] if not reads else quality_models[:1] if (
             "model" in spec.settings or spec.weights is not None) else quality_models
         for model in models:

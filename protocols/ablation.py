@@ -33,7 +33,7 @@ import pandas as pd
 from fiqa_bench.cache import write_text_atomic
 from fiqa_bench.context import RunContext
 from fiqa_bench.evaluation import StudyConfig
-from fiqa_bench.method import METHODS, PROTOCOLS, MethodSpec, load_plugins
+from fiqa_bench.method import PROTOCOLS, MethodSpec, method_class
 from fiqa_bench.protocols._evrc import EVRCRun, context_say, run_provenance, write_run
 from fiqa_bench.protocols.lfw import LFW, LFWProtocol
 from fiqa_bench.report.plots import plot_sensitivity
@@ -71,8 +71,7 @@ class AblationProtocol:
             settings: Mapping[str, str] | None = None, model: str = "dlib-resnet", deployed_model: str | None = None,
             dataset: str | None = None, config: StudyConfig = StudyConfig()) -> Path:
         """Both ablations for SDD-FIQA; see the module docstring."""
-        load_plugins()
-        if METHODS.canonical(method) != "sdd" or weights is not None or settings:
+        if method_class(method) is not method_class("sdd") or weights is not None or settings:
             raise ValueError(f"protocol {self.name!r} ablates SDD-FIQA's own labels: --method sdd, without "
                              f"--weights or --set (got {method!r})")
         if dataset not in (None, "lfw"):
