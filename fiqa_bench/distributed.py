@@ -380,12 +380,7 @@ def embed_dataset_distributed(
         faces, chips = pipeline.ensure_chips([path_of[k] for k in aligned], aligned, template, context)
         store = KeyedStore(store_dir)
         for chunk_keys in pipeline._chunks(mine, pipeline.CHUNK):  # exactly as embed_dataset: bit for bit
-            failure = faces.get(chunk_keys, ["failure"])["failure"]
-            stack = chips.get(chunk_keys, ["chip"])["chip"]
-            emb = np.full((len(chunk_keys), dim), np.nan, np.float32)
-            ok = failure == ""
-            if ok.any():
-                emb[ok] = compute(stack[ok])
+            emb = pipeline.embed_chunk(chunk_keys, faces, chips, compute, dim)
             lacking = set(store.missing(chunk_keys))  # all, unless this cache held some already
             rows = [i for i, k in enumerate(chunk_keys) if k in lacking]
             if rows:

@@ -24,7 +24,7 @@ import os
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 from tqdm import tqdm
@@ -267,6 +267,20 @@ def require_usable(dataset: Dataset, failed: np.ndarray, reasons: np.ndarray) ->
     raise DatasetError(f"none of the {len(failed)} images of {dataset.name} could be read (e.g. {shown})")
 
 
+def embed_chunk(keys: list[str], faces: KeyedStore, chips: KeyedStore,
+                compute: Callable[[np.ndarray], np.ndarray], dim: int) -> np.ndarray:
+    """``(len(keys), dim)`` float32 rows: ``compute`` of the chips that aligned, in one call (one network
+    batch: the unit that makes a row's bits depend on its chunk, so every caller cuts at :data:`CHUNK`),
+    NaN rows for the images that failed upstream."""
+    failure = faces.get(keys, ["failure"])["failure"]
+    stack = chips.get(keys, ["chip"])["chip"]
+    emb = np.full((len(keys), dim), np.nan, np.float32)
+    ok = failure == ""
+    if ok.any():
+        emb[ok] = compute(stack[ok])
+    return emb
+
+
 def embed_dataset(
     dataset: Dataset, model: RecognitionModel, context: RunContext, output: str = "embedding"
 ) -> Embeddings:
@@ -304,13 +318,7 @@ def embed_dataset(
         bar = tqdm(total=len(todo), desc=f"{output} ({model.card.name}, unique files)", unit="img",
                    disable=not context.progress, file=sys.stderr)
         for chunk_keys in _chunks(todo, CHUNK):
-            failure = faces.get(chunk_keys, ["failure"])["failure"]
-            stack = chips.get(chunk_keys, ["chip"])["chip"]
-            emb = np.full((len(chunk_keys), dim), np.nan, np.float32)
-            ok = failure == ""
-            if ok.any():
-                emb[ok] = compute(stack[ok])
-            store.put(chunk_keys, {"embedding": emb})
+            store.put(chunk_keys, {"embedding": embed_chunk(chunk_keys, faces, chips, compute, dim)})
             bar.update(len(chunk_keys))
         bar.close()
     emb = store.get(keys, ["embedding"])["embedding"]
