@@ -313,7 +313,9 @@ def write_index(run: PaperRun) -> None:
              + f", models {run.models[0]} and {run.models[1]}.", ""]
     lines += [f"* [{i}]({i}.md)" for i in present]
     if run.timings:
-        lines += ["", "| protocol run | folder | seconds |", "|---|---|---:|"]
+        lines += ["", "Seconds each protocol run took in this invocation (steps found in the cache are read, not "
+                  "recomputed, so a rerun is much faster than a cold run):", "",
+                  "| protocol run | folder | seconds |", "|---|---|---:|"]
         lines += [f"| {key} | `{run.done[key].relative_to(run.out_dir)}/` | {sec:.0f} |"
                   for key, sec in run.timings.items()]
     lines.append("")
