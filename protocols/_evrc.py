@@ -136,8 +136,12 @@ def entries(specs: Sequence[MethodSpec], quality_models: Sequence[str], deployed
     out = []
     for spec in specs:
         reads = "model" in method_class(spec.name).setting_names()
-        models = [deployed_model] if not reads else quality_models[:1] if (
-            "model" in spec.settings or spec.weights is not None) else quality_models
+        if not reads:
+            models = [deployed_model]
+        elif "model" in spec.settings or spec.weights is not None:
+            models = list(quality_models[:1])
+        else:
+            models = list(quality_models)
         for model in models:
             label = f"{spec.label} on {model}" if len(models) > 1 else spec.label
             out.append(Entry(label, spec, model, reads))

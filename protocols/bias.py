@@ -145,13 +145,13 @@ class BiasProtocol(OneOrSeveral):
         for attribute, labels in groups.items():
             order = [g for g in data.labels.orders.get(attribute, ()) if g in set(labels)] or None
             grid[attribute] = {}
+            labels_array = np.array([g if g is not None else "" for g in labels], dtype=object)
             for label, quality in qualities.items():
                 dist = group_distributions(quality, labels, order=order)
                 tests = pairwise_group_tests(quality, labels, order=order)
                 study["distributions"].setdefault(attribute, {})[label] = dist.to_dict()
                 study["tests"].setdefault(attribute, {})[label] = tests.to_dict()
                 lines += [f"## {label}: {attribute}", "", dist.to_markdown(), "", tests.to_markdown(), ""]
-                labels_array = np.array([g if g is not None else "" for g in labels], dtype=object)
                 grid[attribute][label] = {g.group: quality[(labels_array == g.group) & np.isfinite(quality)]
                                           for g in dist.groups}
         figures = ["fig5.png"]

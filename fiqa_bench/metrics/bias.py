@@ -69,6 +69,7 @@ import numpy as np
 
 from fiqa_bench.metrics._common import (
     as_qualities,
+    as_scores,
     check_discard_fractions,
     nan_to_none,
     quality_ranks,
@@ -97,20 +98,8 @@ MIN_GROUP_SIZE = 2  # finite values a group needs for a distance or a test
 
 
 def _as_sample(name: str, values: object) -> np.ndarray:
-    """A non-empty 1-D float64 array of finite values."""
-    arr = np.asarray(values)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty")
-    arr = arr.astype(np.float64, copy=False)
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{name} holds {int(bad.sum())} non-finite values (first at index {i}: {arr[i]!r})")
-    return arr
+    """A non-empty 1-D float64 array of finite values (:func:`~fiqa_bench.metrics._common.as_scores`, in float64)."""
+    return as_scores(name, values).astype(np.float64, copy=False)
 
 
 def _finite_or_nan_qualities(qualities: object, n: int | None = None) -> np.ndarray:

@@ -20,6 +20,25 @@ def save_figure(fig, path: Path, dpi: int) -> None:  # noqa: ANN001 - a matplotl
         fig.savefig(fh, dpi=dpi, format=path.suffix.lstrip(".") or "png")
 
 
+def pyplot():  # noqa: ANN201 - the matplotlib.pyplot module
+    """``matplotlib.pyplot`` on the Agg backend (files only, no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def finish(fig, path: Path, title: str, dpi: int) -> None:  # noqa: ANN001 - a matplotlib Figure
+    """A small title over the panels, a tight layout, the figure saved (:func:`save_figure`) and closed."""
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=dpi)
+    pyplot().close(fig)
+
+
 def line_styles(n: int) -> list[tuple[str, str]]:
     """``n`` distinct (colour, line style) pairs: the ten tab10 colours solid, then dashed, dotted, dash-dotted."""
     if n > 10 * len(LINE_STYLES):
@@ -43,10 +62,7 @@ def plot_evrc(
         band: FMR -> (low, mean, high) FNMR of the random-quality reference.
         title: figure title.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fmrs = sorted({fmr for per in curves.values() for fmr in per}, reverse=True)
     fig, axes = plt.subplots(1, len(fmrs), figsize=(4.2 * len(fmrs), 3.6), squeeze=False)
@@ -96,10 +112,7 @@ def plot_sensitivity(
         title: figure title.
         reference: series label -> a horizontal line to draw in every panel (e.g. the random band's 95th percentile).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.7), squeeze=False)
     for ax, (letter, (xlabel, xs, series)) in zip(axes[0], zip("abcdefgh", panels)):
@@ -117,11 +130,7 @@ def plot_sensitivity(
         ax.set_title(f"({letter}) {xlabel}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=150)
-    plt.close(fig)
+    finish(fig, path, title, dpi=150)
 
 
 def plot_group_distributions(
@@ -137,10 +146,7 @@ def plot_group_distributions(
         grid: attribute -> method -> group -> ``(n,)`` finite qualities of that group's images.
         title: figure title.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     attributes = list(grid)
     methods = list(next(iter(grid.values())))
@@ -165,11 +171,7 @@ def plot_group_distributions(
             ax.set_ylabel("density")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=6)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=130)
-    plt.close(fig)
+    finish(fig, path, title, dpi=130)
 
 
 def plot_group_errors(
@@ -187,10 +189,7 @@ def plot_group_errors(
         panels: method -> group -> (``(P,)`` FNMR, ``(P,)`` share of the group's images discarded).
         title: figure title.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(len(panels), 2, figsize=(8.4, 3.2 * len(panels)), squeeze=False)
     for r, (method, groups) in enumerate(panels.items()):
@@ -206,8 +205,4 @@ def plot_group_errors(
             ax.set_ylim(bottom=0)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=130)
-    plt.close(fig)
+    finish(fig, path, title, dpi=130)
