@@ -75,9 +75,8 @@ class TemplateSet:
     description: str
 
 
-def lfw_templates(context: RunContext, usable: np.ndarray, seed: int) -> TemplateSet:
+def lfw_templates(dataset: Dataset, context: RunContext, usable: np.ndarray, seed: int) -> TemplateSet:
     """LFW people with >= 4 usable images, each split into two seeded templates."""
-    dataset = load_lfw(context.data_root, "all")
     identities = np.array(dataset.identities, dtype=object)
     identities[~usable] = None  # an image the deployed model could not embed joins no template
     kept = np.flatnonzero(usable)
@@ -137,7 +136,7 @@ class SetTARProtocol(OneOrSeveral):
         say(f"{self.name}: embedding {len(data)} images of {data.name} with {deployed}")
         emb = embed_dataset(data, deployed_context.model(deployed), deployed_context)
         if kind == "lfw":
-            templates = lfw_templates(context, ~emb.failed, config.seed)
+            templates = lfw_templates(data, context, ~emb.failed, config.seed)
         template_of_image = np.where(emb.failed, -1, templates.template_of_image)
         rows = entries(methods, [model_reference(model)], deployed)
         qualities, scorers = {}, {}
