@@ -15,13 +15,19 @@ from fiqa_bench.paths import REPO_ROOT
 
 
 def git_commit() -> dict:
-    """The checkout's commit and whether it has uncommitted changes ("unknown" outside git)."""
+    """The checkout's commit and whether it has uncommitted changes ("unknown" outside git).
+
+    Changes under ``results/`` do not count: that is where runs write, so the
+    second protocol of one ``fiqa-bench paper`` invocation would otherwise
+    call the code dirty because the first had written its tables.
+    """
     def run(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True,
                               timeout=10, check=True).stdout.strip()
 
     try:
-        return {"commit": run("rev-parse", "HEAD"), "dirty": bool(run("status", "--porcelain", "--untracked-files=no"))}
+        return {"commit": run("rev-parse", "HEAD"), "dirty": bool(run("status", "--porcelain", "--untracked-files=no",
+                                                                     "--", ".", ":(exclude)results"))}
     except (OSError, subprocess.SubprocessError):
         return {"commit": "unknown", "dirty": None}
 
