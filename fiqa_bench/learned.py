@@ -306,8 +306,8 @@ class LearnedQualityMethod(QualityMethod):
     def setting_names(cls) -> tuple[str, ...]:
         return ("model", *cls.objective.selectors)
 
-    def fingerprint(self) -> str:
-        return sha256_json({"method": self.card.name, "checkpoint": self._digest})
+    def fingerprint_parts(self) -> dict[str, Any]:
+        return {"checkpoint": self._digest}
 
     def native_score(self, inputs: np.ndarray) -> np.ndarray:
         """The head's output for each sample (float64; NaN rows stay NaN)."""

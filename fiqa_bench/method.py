@@ -25,7 +25,7 @@ import typing
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
 
@@ -76,6 +76,10 @@ class QualityMethod(ABC):
     """
 
     card: MethodCard
+    #: The version of the method's code: bump it with any change that could alter a score.  It is part
+    #: of :meth:`fingerprint`, so scores cached by older code are never reused
+    #: (``tests/test_method_versions.py`` fails when a method's file changes and this is not reconsidered).
+    version: ClassVar[int] = 1
 
     @classmethod
     def create(
@@ -103,8 +107,16 @@ class QualityMethod(ABC):
         return tuple(constructor_parameters(cls))
 
     def fingerprint(self) -> str:
-        """Changes whenever the scores could change (part of the score cache key)."""
-        return sha256_json(asdict(self.card))
+        """Changes whenever the scores could change (part of the score cache key).
+
+        A digest of the card, the code's :attr:`version` and
+        :meth:`fingerprint_parts`; subclasses extend the parts, never this.
+        """
+        return sha256_json({"card": asdict(self.card), "version": self.version, **self.fingerprint_parts()})
+
+    def fingerprint_parts(self) -> dict[str, Any]:
+        """What else the scores depend on: settings, weight digests, the model's fingerprint (JSON values)."""
+        return {}
 
     @abstractmethod
     def native_score(self, inputs: np.ndarray) -> np.ndarray:

@@ -23,12 +23,13 @@ OpenCV expects; OpenCV turns it grey itself.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 from fiqa_bench.faces.templates import get_template
-from fiqa_bench.hashing import sha256_file, sha256_json
+from fiqa_bench.hashing import sha256_file
 from fiqa_bench.method import METHODS, MethodCard, QualityMethod
 from fiqa_bench.paths import default_data_root
 
@@ -65,9 +66,8 @@ class BRISQUE(QualityMethod):
                                higher_is_better=False, needs=f"chips:{template}", trained=False,
                                weights=f"{MODEL_FILE} (LIVE, via OpenCV contrib)", weights_sha256=self._digests[0])
 
-    def fingerprint(self) -> str:
-        return sha256_json({"method": "brisque", "needs": self.card.needs, "files": self._digests,
-                            "opencv": cv2.__version__})
+    def fingerprint_parts(self) -> dict[str, Any]:
+        return {"files": self._digests, "opencv": cv2.__version__}
 
     def native_score(self, chips: np.ndarray) -> np.ndarray:
         return np.array([self._brisque.compute(np.ascontiguousarray(chip[:, :, ::-1]))[0] for chip in chips],

@@ -12,10 +12,11 @@ metric-learning ResNet) it is a free but weak baseline.  Higher = better.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
-from fiqa_bench.hashing import sha256_json
 from fiqa_bench.method import METHODS, MethodCard, QualityMethod
 from fiqa_bench.recognition import create_torch_model
 
@@ -34,8 +35,8 @@ class FeatureNorm(QualityMethod):
                                needs=f"backbone:{self.model.reference}", trained=False,
                                weights=f"those of {self.model.card.name}")
 
-    def fingerprint(self) -> str:
-        return sha256_json({"method": "feature-norm", "model": self.model.fingerprint()})
+    def fingerprint_parts(self) -> dict[str, Any]:
+        return {"model": self.model.fingerprint()}
 
     def native_score(self, features: np.ndarray) -> np.ndarray:
         network = self.model.network

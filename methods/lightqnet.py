@@ -50,13 +50,13 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from fiqa_bench.graphdef import parse_graphdef
 from fiqa_bench.graphdef_torch import GraphModule
-from fiqa_bench.hashing import sha256_json
 from fiqa_bench.method import METHODS, MethodCard, QualityMethod
 from fiqa_bench.paths import default_models_root
 
@@ -127,8 +127,8 @@ class LightQNet(QualityMethod):
                                trained=False, weights=f"{path.name} (official weights of KaenChan's lightqnet, MIT)",
                                weights_sha256=SHA256[width])
 
-    def fingerprint(self) -> str:
-        return sha256_json({"method": "lightqnet", "needs": self.card.needs, "weights": SHA256[self.width]})
+    def fingerprint_parts(self) -> dict[str, Any]:
+        return {"weights": SHA256[self.width]}
 
     def native_score(self, chips: np.ndarray, batch_size: int = 256) -> np.ndarray:
         out = np.empty(len(chips))

@@ -30,10 +30,11 @@ are scored with it or in which order, and a rerun gives the same values.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
-from fiqa_bench.hashing import sha256_json
 from fiqa_bench.method import METHODS, MethodCard, QualityMethod
 from fiqa_bench.recognition import create_torch_model
 
@@ -82,9 +83,8 @@ class SERFIQ(QualityMethod):
                                weights=f"those of {self.model.card.name}; dropout p={self.dropout} before the "
                                f"final projection, T={self.passes}")
 
-    def fingerprint(self) -> str:
-        return sha256_json({"method": "serfiq", "model": self.model.fingerprint(), "passes": self.passes,
-                            "dropout": self.dropout, "seed": self.seed})
+    def fingerprint_parts(self) -> dict[str, Any]:
+        return {"model": self.model.fingerprint(), "passes": self.passes, "dropout": self.dropout, "seed": self.seed}
 
     def native_score(self, features: np.ndarray, batch_size: int = 256) -> np.ndarray:
         network = self.model.network
