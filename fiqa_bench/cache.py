@@ -160,10 +160,13 @@ class KeyedStore:
 
     Args:
         directory: the store's folder (created on first write).
+        compressed: write shards zip-compressed (``np.savez_compressed``);
+            for columns with much redundancy, e.g. padding.  Either kind is read.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, compressed: bool = False) -> None:
         self.directory = Path(directory)
+        self.compressed = compressed
         self._index: dict[str, tuple[Path, int]] = {}
         self._indexed: set[str] = set()
         self._loaded = False
@@ -244,15 +247,16 @@ class KeyedStore:
             rows = np.fromiter(first.values(), dtype=np.int64, count=len(first))
             numbers = [int(m.group(1)) for m in map(_SHARD_NUMBER.match, (s.name for s in self._shards())) if m]
             final = self.directory / f"shard-{max(numbers, default=-1) + 1:06d}-{uuid.uuid4().hex[:8]}.npz"
+            save = np.savez_compressed if self.compressed else np.savez
             with atomic_write(final, "wb") as fh:
-                np.savez(fh, **{KEY_COLUMN: np.asarray(list(first), dtype=str)},
+                save(fh, **{KEY_COLUMN: np.asarray(list(first), dtype=str)},
                          **{name: np.asarray(col)[rows] for name, col in columns.items()})
             self._indexed.add(final.name)
             for row, key in enumerate(first):
                 index[key] = (final, row)
 
-    def get(self, keys: list[str], columns: list[str]) -> dict[str, np.ndarray]:
-        """The named columns for ``keys``, stacked in the order of ``keys``.
+    def _where(self, keys: list[str]) -> dict[Path, list[tuple[int, int]]]:
+        """(position in ``keys``, row) of every key, grouped by the shard that holds it.
 
         Raises:
             KeyError: a key is not stored (the message names it).
@@ -267,8 +271,16 @@ class KeyedStore:
         for position, key in enumerate(keys):
             shard, row = index[key]
             by_shard.setdefault(shard, []).append((position, row))
+        return by_shard
+
+    def get(self, keys: list[str], columns: list[str]) -> dict[str, np.ndarray]:
+        """The named columns for ``keys``, stacked in the order of ``keys``.
+
+        Raises:
+            KeyError: a key is not stored (the message names it).
+        """
         out: dict[str, np.ndarray] = {}
-        for shard, wanted in by_shard.items():
+        for shard, wanted in self._where(keys).items():
             positions = np.array([p for p, _ in wanted])
             rows = np.array([r for _, r in wanted])
             with np.load(shard, allow_pickle=False) as data:
@@ -283,6 +295,23 @@ class KeyedStore:
         if not keys:
             out = {name: np.empty((0,)) for name in columns}
         return out
+
+    def get_rows(self, keys: list[str], columns: list[str]) -> list[tuple[np.ndarray, ...]]:
+        """Per key, in the order of ``keys``, its row of each named column, unstacked.
+
+        For columns whose row shape differs between shards (which :meth:`get`
+        cannot stack), e.g. variable-length bytes padded to each shard's longest.
+
+        Raises:
+            KeyError: a key is not stored (the message names it).
+        """
+        out: list[tuple[np.ndarray, ...] | None] = [None] * len(keys)
+        for shard, wanted in self._where(keys).items():
+            with np.load(shard, allow_pickle=False) as data:
+                cols = [data[name] for name in columns]
+                for position, row in wanted:
+                    out[position] = tuple(col[row] for col in cols)
+        return out  # type: ignore[return-value]  # every position was filled
 
 
 class StepStore:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fiqa_bench.faces.align import AlignmentSettings
-from fiqa_bench.paths import default_data_root, resolve_cache_dir
+from fiqa_bench.paths import default_data_root, resolve_cache_dir, resolve_chip_store
 
 if TYPE_CHECKING:
     from fiqa_bench.recognition.base import RecognitionModel
@@ -45,6 +45,8 @@ class RunContext:
         detector_chosen: whether ``alignment.detector`` was chosen by the user (``--detector``); when
             not, :meth:`for_model` gives each recognition model its own default detector, so one
             run can deploy a model on RetinaFace chips and score with a method built on a HOG model.
+        chip_store: how aligned chips are kept in the cache: ``"raw"``, ``"webp"`` (lossless) or
+            ``"none"`` (cut again when needed); the same chips bit for bit (:mod:`fiqa_bench.chips`).
     """
 
     cache_dir: Path = field(default_factory=resolve_cache_dir)
@@ -54,12 +56,14 @@ class RunContext:
     device: str = "cpu"
     progress: bool = True
     detector_chosen: bool = False
+    chip_store: str = field(default_factory=resolve_chip_store)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cache_dir", Path(self.cache_dir))
         object.__setattr__(self, "data_root", Path(self.data_root))
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
+        resolve_chip_store(self.chip_store)  # raises for an unknown name
 
     def but(self, **changes: object) -> RunContext:
         """A copy with ``changes`` (e.g. ``context.but(progress=False)``)."""

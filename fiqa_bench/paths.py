@@ -5,7 +5,9 @@ variable; the defaults are chosen to work in this repository's checkout.
 
 * Dataset root: ``--data-root`` > ``$FIQA_BENCH_DATA`` > ``../shared/datasets``
   next to the repository (or the current directory) when it exists.
-* Cache: ``--cache-dir`` > ``$FIQA_BENCH_CACHE`` > ``~/.cache/fiqa-bench``.
+* Cache: ``--cache-dir`` > ``$FIQA_BENCH_CACHE`` > ``~/.cache/fiqa-bench``;
+  how it keeps aligned chips: ``--chip-store`` > ``$FIQA_BENCH_CHIP_STORE`` >
+  ``raw`` (:mod:`fiqa_bench.chips`).
 * Published model files read in place (one folder per model, e.g.
   ``lightqnet/``): a method's ``model_dir`` setting > ``$FIQA_BENCH_MODELS``
   > ``models/`` beside the dataset root (``../shared/models`` here).
@@ -23,6 +25,10 @@ DATA_ENV = "FIQA_BENCH_DATA"
 CACHE_ENV = "FIQA_BENCH_CACHE"
 DLIB_MODELS_ENV = "FIQA_BENCH_DLIB_MODELS"
 MODELS_ENV = "FIQA_BENCH_MODELS"
+CHIP_STORE_ENV = "FIQA_BENCH_CHIP_STORE"
+
+#: How the cache may keep aligned chips (:mod:`fiqa_bench.chips`), the default first.
+CHIP_STORES = ("raw", "webp", "none")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,6 +66,19 @@ def resolve_cache_dir(option: str | os.PathLike[str] | None = None) -> Path:
     if env:
         return Path(env).expanduser()
     return Path.home() / ".cache" / "fiqa-bench"
+
+
+def resolve_chip_store(option: str | None = None) -> str:
+    """How the cache keeps chips: option > ``$FIQA_BENCH_CHIP_STORE`` > ``raw``.
+
+    Raises:
+        ValueError: the name is not one of :data:`CHIP_STORES` (the message says where it came from).
+    """
+    kind = option or os.environ.get(CHIP_STORE_ENV) or CHIP_STORES[0]
+    if kind not in CHIP_STORES:
+        source = "--chip-store" if option else f"${CHIP_STORE_ENV}"
+        raise ValueError(f"unknown chip store {kind!r} (from {source}); known: {', '.join(CHIP_STORES)}")
+    return kind
 
 
 def dlib_model_file(name: str) -> Path:

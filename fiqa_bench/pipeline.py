@@ -5,6 +5,7 @@ keyed by the sha256 of the image file's bytes:
 
 1. faces: box + 5 landmarks (or the failure reason)    ``faces/<settings>/``
 2. chips: the aligned chip for one template             ``chips/<template>/<settings>/``
+   (or lossless WebP in ``chips-webp/``, or none kept: :mod:`fiqa_bench.chips`)
 3. embeddings: one model's embedding of the chip         ``embeddings/<model fingerprint>/<settings>/``
 
 A stage computes only the keys its store lacks, a shard of
@@ -30,6 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 from fiqa_bench.cache import KeyedStore, atomic_write
+from fiqa_bench.chips import ChipStore, RawChips, RecutChips, WebpChips
 from fiqa_bench.context import RunContext
 from fiqa_bench.data import Dataset, DatasetError
 from fiqa_bench.faces.align import NO_FACE_NOTE, FaceAnalysis, ImageResult, face_outcome
@@ -174,17 +176,35 @@ def _face_columns(results: list[ImageResult], with_points5: bool) -> dict[str, n
     return columns | {"points5": points5} if with_points5 else columns
 
 
+def open_chip_store(paths: list[Path], keys: list[str], template: ChipTemplate, context: RunContext,
+                    faces: KeyedStore) -> ChipStore:
+    """The chips of ``template`` under ``context``'s alignment, kept as ``context.chip_store`` says.
+
+    ``paths`` and ``keys`` (the images' content keys, in the same order) are
+    where a store that keeps no chips cuts them again from; ``faces`` is the
+    faces store of the same settings.
+    """
+    digest = context.alignment.digest()
+    if context.chip_store == "raw":
+        return RawChips(template, context.cache_dir / "chips" / template.name / digest)
+    if context.chip_store == "webp":
+        return WebpChips(template, context.cache_dir / "chips-webp" / template.name / digest)
+    with_points5 = context.alignment.detector == "retinaface"
+    return RecutChips(template, context.alignment, lambda ks: _faces_from_store(faces, ks, with_points5),
+                      dict(zip(keys, paths)), lambda ps: hash_files(ps, progress=False), context.workers)
+
+
 def ensure_chips(
     paths: list[Path], keys: list[str], template: ChipTemplate, context: RunContext
-) -> tuple[KeyedStore, KeyedStore]:
+) -> tuple[KeyedStore, ChipStore]:
     """Make sure the face and chip stores hold every key; returns (faces, chips).
 
     A key counts as done only when both stores hold it: a chip whose face row
-    was lost (say, ``faces/`` deleted by hand) is aligned again.
+    was lost (say, ``faces/`` deleted by hand) is aligned again.  A chip store
+    that keeps no chips (``context.chip_store == "none"``) needs only the faces.
     """
-    digest = context.alignment.digest()
-    faces = KeyedStore(context.cache_dir / "faces" / digest)
-    chips = KeyedStore(context.cache_dir / "chips" / template.name / digest)
+    faces = KeyedStore(context.cache_dir / "faces" / context.alignment.digest())
+    chips = open_chip_store(paths, keys, template, context, faces)
     missing = set(chips.missing(keys)) | set(faces.missing(keys))
     todo = [k for k in dict.fromkeys(keys) if k in missing]
     if not todo:
@@ -193,20 +213,22 @@ def ensure_chips(
     with_points5 = context.alignment.detector == "retinaface"
     known_keys = [k for k in todo if k in faces]
     known = dict(zip(known_keys, _faces_from_store(faces, known_keys, with_points5))) if known_keys else {}
+    cut = (template,) if chips.keeps_chips else ()
     bar = tqdm(total=len(todo), desc=f"aligning faces ({template.name}, unique files)", unit="img",
                disable=not context.progress, file=sys.stderr)
-    jobs = [(str(path_of[k]), (template,), known.get(k)) for k in todo]
+    jobs = [(str(path_of[k]), cut, known.get(k)) for k in todo]
     results = align_images(jobs, context.alignment, context.workers)
     for chunk_keys in _chunks(todo, CHUNK):
         chunk = [next(results) for _ in chunk_keys]
         new = [(k, r) for k, r in zip(chunk_keys, chunk) if k not in known]
         if new:
             faces.put([k for k, _ in new], _face_columns([r for _, r in new], with_points5))
-        stack = np.zeros((len(chunk), template.size, template.size, 3), np.uint8)
-        for i, r in enumerate(chunk):
-            if r.failure is None:
-                stack[i] = r.chips[template.name]
-        chips.put(chunk_keys, {"chip": stack})
+        if chips.keeps_chips:
+            stack = np.zeros((len(chunk), template.size, template.size, 3), np.uint8)
+            for i, r in enumerate(chunk):
+                if r.failure is None:
+                    stack[i] = r.chips[template.name]
+            chips.put(chunk_keys, stack)
         bar.update(len(chunk))
     bar.close()
     results.close()  # ends the worker pool
@@ -267,13 +289,13 @@ def require_usable(dataset: Dataset, failed: np.ndarray, reasons: np.ndarray) ->
     raise DatasetError(f"none of the {len(failed)} images of {dataset.name} could be read (e.g. {shown})")
 
 
-def embed_chunk(keys: list[str], faces: KeyedStore, chips: KeyedStore,
+def embed_chunk(keys: list[str], faces: KeyedStore, chips: ChipStore,
                 compute: Callable[[np.ndarray], np.ndarray], dim: int) -> np.ndarray:
     """``(len(keys), dim)`` float32 rows: ``compute`` of the chips that aligned, in one call (one network
     batch: the unit that makes a row's bits depend on its chunk, so every caller cuts at :data:`CHUNK`),
     NaN rows for the images that failed upstream."""
     failure = faces.get(keys, ["failure"])["failure"]
-    stack = chips.get(keys, ["chip"])["chip"]
+    stack = chips.get(keys)
     emb = np.full((len(keys), dim), np.nan, np.float32)
     ok = failure == ""
     if ok.any():
@@ -351,7 +373,7 @@ def embed_dataset(
 
 def _aligned(
     dataset: Dataset, template_name: str, context: RunContext
-) -> tuple[list[str], KeyedStore, KeyedStore, np.ndarray, np.ndarray]:
+) -> tuple[list[str], KeyedStore, ChipStore, np.ndarray, np.ndarray]:
     """Every sample's face and chip rows made sure of: (keys, faces, chips, failed, reasons)."""
     keys = hash_files(dataset.paths, context.progress)
     faces, chips = ensure_chips(dataset.paths, keys, get_template(template_name), context)
@@ -370,7 +392,7 @@ def dataset_chips(
     :func:`embed_dataset`.  Chips come from (and go to) the cache.
     """
     keys, _, chips, failed, reasons = _aligned(dataset, template_name, context)
-    return chips.get(keys, ["chip"])["chip"], failed, reasons
+    return chips.get(keys), failed, reasons
 
 
 def dataset_landmarks(dataset: Dataset, context: RunContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

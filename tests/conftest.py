@@ -14,13 +14,14 @@ import numpy as np
 import pytest
 
 from fiqa_bench.context import RunContext
-from fiqa_bench.paths import default_data_root
+from fiqa_bench.paths import CHIP_STORE_ENV, default_data_root
 
 
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test reads or writes the user's cache."""
+    """No test reads or writes the user's cache, or keeps chips as the user's environment asks."""
     monkeypatch.setenv("FIQA_BENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv(CHIP_STORE_ENV, raising=False)
 
 
 @pytest.fixture(scope="session")
