@@ -250,7 +250,7 @@ class KeyedStore:
             save = np.savez_compressed if self.compressed else np.savez
             with atomic_write(final, "wb") as fh:
                 save(fh, **{KEY_COLUMN: np.asarray(list(first), dtype=str)},
-                         **{name: np.asarray(col)[rows] for name, col in columns.items()})
+                     **{name: np.asarray(col)[rows] for name, col in columns.items()})
             self._indexed.add(final.name)
             for row, key in enumerate(first):
                 index[key] = (final, row)
