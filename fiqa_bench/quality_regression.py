@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -269,13 +269,7 @@ def fit_module(
     if row_mean and is_distributed():
         _fit_data_parallel(model, parameters, batches, loss, config, log, member, progress)
         return
-    schedule = SCHEDULES[config.schedule]
-    optimiser = torch.optim.Adam(parameters, lr=schedule.lr, weight_decay=schedule.weight_decay)
-    gen = torch.Generator().manual_seed(config.seed + member)
-    for epoch in range(config.epochs):
-        lr = schedule.lr_at(epoch)
-        for group in optimiser.param_groups:
-            group["lr"] = lr
+    for epoch, lr, optimiser, gen in _scheduled_epochs(parameters, config, member):
         model.train()
         total, count = 0.0, 0
         for batch in batches(gen):
@@ -289,6 +283,24 @@ def fit_module(
         if progress is not None:
             progress(epoch, total / count)
     model.eval()
+
+
+def _scheduled_epochs(parameters: list[nn.Parameter], config: TrainConfig,
+                      member: int) -> Iterator[tuple[int, float, torch.optim.Optimizer, torch.Generator]]:
+    """The schedule both training loops follow: per epoch ``(epoch, lr, optimiser, generator)``.
+
+    One Adam on ``parameters`` (``config``'s schedule: learning rate and weight decay), its
+    learning rate set to the epoch's before the epoch is handed out, and one batch-shuffling
+    generator seeded ``config.seed + member`` for all epochs.
+    """
+    schedule = SCHEDULES[config.schedule]
+    optimiser = torch.optim.Adam(parameters, lr=schedule.lr, weight_decay=schedule.weight_decay)
+    gen = torch.Generator().manual_seed(config.seed + member)
+    for epoch in range(config.epochs):
+        lr = schedule.lr_at(epoch)
+        for group in optimiser.param_groups:
+            group["lr"] = lr
+        yield epoch, lr, optimiser, gen
 
 
 def _fit_data_parallel(
@@ -325,17 +337,11 @@ def _fit_data_parallel(
     from fiqa_bench.distributed import all_reduce_sum, current, data_parallel, shard_range, sharded_dropout
 
     rank, world = current()
-    schedule = SCHEDULES[config.schedule]
-    optimiser = torch.optim.Adam(parameters, lr=schedule.lr, weight_decay=schedule.weight_decay)
-    gen = torch.Generator().manual_seed(config.seed + member)
     requires = [(p, p.requires_grad) for p in model.parameters()]
     try:
         with sharded_dropout(model) as dropouts:
             net = data_parallel(model, parameters)
-            for epoch in range(config.epochs):
-                lr = schedule.lr_at(epoch)
-                for group in optimiser.param_groups:
-                    group["lr"] = lr
+            for epoch, lr, optimiser, gen in _scheduled_epochs(parameters, config, member):
                 net.train()
                 total, count = 0.0, 0  # this process's sum of per-sample losses; samples of the epoch
                 for batch in batches(gen):
