@@ -39,6 +39,17 @@ def lfw_face_jpeg(lfw_root: Path) -> Path:
     return lfw_root / "lfw" / "images_deepfunneled" / "Aaron_Eckhart" / "Aaron_Eckhart_0001.jpg"
 
 
+@pytest.fixture(scope="session")
+def retinaface_weights() -> Path:
+    """RetinaFace's official weights file; tests that need it skip when it is absent."""
+    from fiqa_bench.faces import retinaface
+
+    try:
+        return retinaface.weights_file()
+    except FileNotFoundError as err:
+        pytest.skip(str(err))
+
+
 SMALL_FOLDER_PEOPLE = ["Colin_Powell", "Tony_Blair", "Donald_Rumsfeld", "Gerhard_Schroeder"]
 
 

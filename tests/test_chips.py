@@ -81,13 +81,8 @@ def test_cutting_again_in_worker_processes(mixed_folder: Path, tmp_path: Path, m
     np.testing.assert_array_equal(pooled, raw)
 
 
-def test_retinaface_chips_are_cut_again_from_the_cached_points(small_folder: Path, tmp_path: Path):
-    from fiqa_bench.faces import retinaface
-
-    try:
-        retinaface.weights_file()
-    except FileNotFoundError as err:
-        pytest.skip(str(err))
+def test_retinaface_chips_are_cut_again_from_the_cached_points(small_folder: Path, tmp_path: Path,
+                                                               retinaface_weights: Path):
     dataset = load_dataset(f"folder:{small_folder}", tmp_path)
     settings = AlignmentSettings(detector="retinaface")
     raw, _, _ = dataset_chips(dataset, "arcface112", RunContext(tmp_path / "raw", alignment=settings, workers=1,

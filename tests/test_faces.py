@@ -107,15 +107,10 @@ def test_settings_validation_and_digest():
     assert AlignmentSettings().digest() != AlignmentSettings(upsample_attempts=(1,)).digest()
 
 
-def test_retinaface_alignment_cuts_arcface_chips_from_its_own_points(lfw_face_jpeg: Path, tmp_path: Path):
+def test_retinaface_alignment_cuts_arcface_chips_from_its_own_points(lfw_face_jpeg: Path, tmp_path: Path,
+                                                                    retinaface_weights: Path):
     """With ``detector="retinaface"`` the ArcFace chip is the similarity fit of RetinaFace's five points onto
     insightface's template (not the template derived for dlib's points); a face-less image falls back."""
-    from fiqa_bench.faces import retinaface
-
-    try:
-        retinaface.weights_file()
-    except FileNotFoundError as err:
-        pytest.skip(str(err))
     aligner = FaceAligner(AlignmentSettings(detector="retinaface"))
     templates = (get_template("dlib150"), get_template("arcface112"), get_template("lightqnet96"))
     result = process_image(aligner, lfw_face_jpeg, templates)

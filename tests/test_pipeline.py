@@ -196,17 +196,12 @@ def test_chips_without_their_face_rows_are_aligned_again(messy_folder: Path, tmp
     assert reasons_again.tolist() == reasons.tolist()
 
 
-def test_retinaface_faces_are_cached_with_their_points(small_folder: Path, tmp_path: Path):
+def test_retinaface_faces_are_cached_with_their_points(small_folder: Path, tmp_path: Path, retinaface_weights: Path):
     """RetinaFace's ArcFace points go into the faces store and come back for templates cut later."""
-    from fiqa_bench.faces import retinaface
     from fiqa_bench.faces.align import AlignmentSettings, FaceAligner, process_image
     from fiqa_bench.faces.templates import get_template
     from fiqa_bench.pipeline import count_fallbacks, dataset_chips
 
-    try:
-        retinaface.weights_file()
-    except FileNotFoundError as err:
-        pytest.skip(str(err))
     dataset = load_dataset(f"folder:{small_folder}", tmp_path)
     context = RunContext(tmp_path / "cache", alignment=AlignmentSettings(detector="retinaface"), workers=2,
                          progress=False)

@@ -222,11 +222,7 @@ def test_central_face_follows_the_hog_rule():
 # The official weights against the reference code.
 
 @pytest.fixture(scope="session")
-def detector() -> RetinaFace:
-    try:
-        weights_file()
-    except FileNotFoundError as err:
-        pytest.skip(str(err))
+def detector(retinaface_weights: Path) -> RetinaFace:
     return RetinaFace()
 
 
