@@ -25,9 +25,15 @@ output and TensorFlow's on each input set.  With ``--write`` it stores
 ``tests/data/lightqnet_reference.npz``: the synthetic seed and count and
 the sha256 of the generated chips, TensorFlow's outputs for them, and for
 ``FIXTURE_LFW`` of the LFW images (evenly spaced in the sample) their paths (relative to
-``lfw/images_deepfunneled``), the sha256 of their chips and TensorFlow's
-outputs.  No image pixels are stored: the tests regenerate the synthetic
-chips from the seed and cut the LFW chips from ``../shared`` again.
+``lfw/images_deepfunneled``), the face box and dlib's five integer landmarks
+the aligner found in each, and TensorFlow's outputs.  No image pixels are
+stored: the tests regenerate the synthetic chips from the seed and cut the
+LFW chips from ``../shared`` again.  No digest of a chip is stored either:
+the warp that cuts a chip from its landmarks (``cv2.warpAffine``) picks its
+bilinear kernel by CPU (AVX2 with FMA, SSE4.1, baseline), so chips cut on
+two machines may differ by one grey level in a few pixels; the tests check
+the landmarks exactly and the outputs on chips cut there with a tolerance
+(``tests/test_lightqnet.py``).
 """
 
 from __future__ import annotations
@@ -103,8 +109,9 @@ def lfw_sample(lfw_images: Path, count: int) -> list[str]:
     return paths[::step][:count]
 
 
-def lfw_chips(lfw_images: Path, relative: list[str], workers: int) -> tuple[np.ndarray, list[str]]:
-    """``lightqnet96`` chips of the images (aligned as the pipeline aligns them) and the alignment notes."""
+def lfw_chips(lfw_images: Path, relative: list[str], workers: int) -> tuple[np.ndarray, list[str], list]:
+    """``lightqnet96`` chips of the images (aligned as the pipeline aligns them), the alignment notes and
+    each image's :class:`~fiqa_bench.faces.align.FaceAnalysis` (box and landmarks)."""
     from fiqa_bench.faces.align import AlignmentSettings
     from fiqa_bench.faces.batch import align_images
     from fiqa_bench.faces.templates import get_template
@@ -115,7 +122,8 @@ def lfw_chips(lfw_images: Path, relative: list[str], workers: int) -> tuple[np.n
     failed = [r for r, res in zip(relative, results) if res.failure]
     if failed:
         raise RuntimeError(f"could not read {failed}")
-    return np.stack([res.chips["lightqnet96"] for res in results]), ["; ".join(res.notes) for res in results]
+    return (np.stack([res.chips["lightqnet96"] for res in results]), ["; ".join(res.notes) for res in results],
+            [res.face for res in results])
 
 
 def port_outputs(chips: np.ndarray, model_dir: Path) -> dict[str, np.ndarray]:
@@ -138,7 +146,7 @@ def main() -> None:
     lfw_images = default_data_root() / "lfw" / "images_deepfunneled"
     synthetic = synthetic_chips()
     relative = lfw_sample(lfw_images, max(args.lfw, FIXTURE_LFW))
-    chips, notes = lfw_chips(lfw_images, relative, args.workers)
+    chips, notes, faces = lfw_chips(lfw_images, relative, args.workers)
     fallback = sum("no face detected" in n for n in notes)
     reference = {"synthetic": tf_outputs(args.tf_python, synthetic, model_dir),
                  "lfw": tf_outputs(args.tf_python, chips, model_dir)}
@@ -163,7 +171,8 @@ def main() -> None:
             FIXTURE, synthetic_seed=SYNTHETIC_SEED, synthetic_count=SYNTHETIC_COUNT,
             synthetic_sha256=np.array(chip_digest(synthetic)),
             lfw_paths=np.array([relative[i] for i in keep]),
-            lfw_chip_sha256=np.array([chip_digest(chips[i]) for i in keep]),
+            lfw_boxes=np.array([faces[i].box for i in keep], dtype=np.int64),
+            lfw_landmarks=np.stack([faces[i].landmarks for i in keep]).astype(np.int64),
             meta=np.array(json.dumps(meta, sort_keys=True)),
             **{f"synthetic_{w}": reference["synthetic"][w] for w in WIDTHS},
             **{f"lfw_{w}": reference["lfw"][w][keep] for w in WIDTHS},

@@ -6,8 +6,22 @@ checked against TensorFlow's own outputs stored in
 ``benchmarks/lightqnet_reference.py`` in a separate environment with
 TensorFlow; TensorFlow is not needed here): on synthetic chips regenerated
 from the stored seed, and on real LFW chips cut again from ``../shared``
-(the fixture holds their paths, not their pixels).  Tolerance: 1e-5
-absolute on the sigmoid output (the port agrees to about 3e-7).
+(the fixture holds their paths, faces and landmarks, not their pixels).
+
+Tolerances, absolute on the sigmoid output:
+
+* 1e-5 on the synthetic chips, which numpy's seeded generator makes
+  bit for bit alike on every machine (the port agrees to about 3e-7).
+* 1e-3 on the LFW chips, which are cut here: ``cv2.warpAffine`` picks its
+  bilinear kernel by CPU (AVX2 with FMA, SSE4.1, baseline), so a chip cut on
+  another machine than the reference's may differ by one grey level in a few
+  pixels.  Measured on an AMD EPYC against the Intel Xeon that made the
+  reference: 14 of the 20 chips differ, and the outputs by at most 5.8e-5
+  (1.2e-7 on the 6 identical chips).  What a defect costs, measured on the
+  same chips: red and blue swapped 1.9e-2 or more, a chip shifted by one
+  pixel 1.1e-2 or more, every pixel one grey level brighter 1e-3 to 2e-3.
+  Whether the aligner still finds the same faces is checked apart, exactly,
+  on the integer box and landmarks that decide where a chip is cut.
 """
 
 from __future__ import annotations
@@ -29,6 +43,8 @@ from fiqa_bench.protobuf_wire import encode_varint
 
 REFERENCE = Path(__file__).parent / "data" / "lightqnet_reference.npz"
 TOLERANCE = 1e-5
+#: On chips cut on this machine (see the module docstring for the measurements behind it).
+LFW_TOLERANCE = 1e-3
 WIDTHS = tuple(SHA256)
 
 
@@ -372,19 +388,32 @@ def test_folding_batch_norm_changes_nothing_that_matters(networks: dict[str, Lig
         np.testing.assert_allclose(networks["dm100"].network(x).numpy(), plain(x).numpy(), atol=1e-6)
 
 
-def test_port_matches_tensorflow_on_lfw_chips(lfw_root: Path, networks: dict[str, LightQNet],
-                                              reference: dict[str, np.ndarray], maker):
-    """The chips are cut by the pipeline's own aligner (``align_images``, what ``ensure_chips`` runs)."""
+@pytest.fixture(scope="module")
+def lfw_aligned(lfw_root: Path, reference: dict[str, np.ndarray]) -> list:
+    """The reference's LFW images cut to ``lightqnet96`` by the pipeline's own aligner (``align_images``, what
+    ``ensure_chips`` runs): one :class:`~fiqa_bench.faces.align.ImageResult` each."""
     from fiqa_bench.faces.align import AlignmentSettings
     from fiqa_bench.faces.batch import align_images
 
     template = get_template("lightqnet96")
     images = lfw_root / "lfw" / "images_deepfunneled"
     jobs = [(str(images / p), (template,), None) for p in reference["lfw_paths"]]
-    chips = np.stack([r.chips["lightqnet96"] for r in align_images(jobs, AlignmentSettings(), workers=1)])
-    changed = [p for p, c, d in zip(reference["lfw_paths"], chips, reference["lfw_chip_sha256"])
-               if maker.chip_digest(c) != d]
-    assert not changed, f"alignment no longer gives the chips the reference was made from: {changed}"
+    return list(align_images(jobs, AlignmentSettings(), workers=1))
+
+
+def test_aligner_finds_the_reference_faces(lfw_aligned: list, reference: dict[str, np.ndarray]):
+    """Box and landmarks are integers from dlib's HOG detector and shape predictor, one prebuilt binary on
+    every machine: equal to the reference's, so the chips below are cut from the same points."""
+    boxes = np.array([r.face.box for r in lfw_aligned])
+    landmarks = np.stack([r.face.landmarks for r in lfw_aligned])
+    moved = [p for p, b, rb, m, rm in zip(reference["lfw_paths"], boxes, reference["lfw_boxes"], landmarks,
+                                          reference["lfw_landmarks"]) if (b != rb).any() or (m != rm).any()]
+    assert not moved, f"the aligner no longer finds the reference's faces in {moved}"
+
+
+def test_port_matches_tensorflow_on_lfw_chips(lfw_aligned: list, networks: dict[str, LightQNet],
+                                              reference: dict[str, np.ndarray]):
+    chips = np.stack([r.chips["lightqnet96"] for r in lfw_aligned])
     for width in WIDTHS:
         np.testing.assert_allclose(networks[width].native_score(chips), reference[f"lfw_{width}"], rtol=0,
-                                   atol=TOLERANCE, err_msg=width)
+                                   atol=LFW_TOLERANCE, err_msg=width)
