@@ -9,6 +9,13 @@ repository; the fixture holds the LFW paths and the recipe of the
 composites, not their pixels): same detections, boxes and landmarks within
 1 px, scores within 1e-4 (the port agrees to float32 rounding).  Those
 tests skip when LFW or the weights are absent.
+
+Nothing is compared bit for bit with what another machine computed: the
+inputs are checked by their per-channel means (within 0.25 grey levels),
+and a detection whose score lies within the score tolerance of the
+reference code's 0.02 cut may be kept on one side and not on the other
+(torch's convolutions give the last bits by CPU; one of the reference's
+143 detections on Riquelme's image scores 0.02 + 4.8e-5).
 """
 
 from __future__ import annotations
@@ -38,6 +45,10 @@ from fiqa_bench.faces.retinaface import (
 REFERENCE = Path(__file__).parent / "data" / "retinaface_reference.npz"
 PIXEL_TOLERANCE = 1.0
 SCORE_TOLERANCE = 1e-4
+#: The reference code's confidence cut (``detect.py``'s ``confidence_threshold``).
+REFERENCE_CUT = 0.02
+#: A mean that moves by more than this is another image: a last-bit rounding of a few pixels moves it by far less.
+MEAN_TOLERANCE = 0.25
 
 
 @pytest.fixture()
@@ -247,7 +258,9 @@ def reference_inputs(lfw_root: Path, reference: dict[str, np.ndarray], maker) ->
     meta = json.loads(str(reference["meta"]))
     named = maker.inputs(lfw_root / meta["lfw_root"])
     assert [n for n, _ in named] == meta["inputs"], "the script's inputs are no longer those of the fixture"
-    changed = [n for (n, im), d in zip(named, meta["pixels_sha256"]) if maker.pixels_digest(im) != d]
+    assert [list(im.shape) for _, im in named] == meta["shapes"]
+    changed = [n for (n, im), mean in zip(named, meta["pixels_mean"])
+               if np.abs(np.subtract(maker.pixels_mean(im), mean)).max() > MEAN_TOLERANCE]
     assert not changed, f"these inputs no longer decode/compose to the reference's pixels: {changed}"
     return named
 
@@ -265,7 +278,7 @@ def test_the_fixture_was_made_with_these_settings(reference: dict[str, np.ndarra
 
 @pytest.mark.parametrize("batched", [False, True])
 def test_detections_match_the_reference_code(detector: RetinaFace, reference: dict[str, np.ndarray],
-                                             reference_inputs: list[tuple[str, np.ndarray]], maker, batched: bool):
+                                             reference_inputs: list[tuple[str, np.ndarray]], batched: bool):
     images = [im for _, im in reference_inputs]
     if batched:
         found = detector.detect_batch([im for im in images if im.shape == (250, 250, 3)], batch_size=3)
@@ -276,12 +289,29 @@ def test_detections_match_the_reference_code(detector: RetinaFace, reference: di
     else:
         found = [detector.detect(im) for im in images]
     for k, (name, _) in enumerate(reference_inputs):
-        ref = reference[f"boxes_{k}"], reference[f"scores_{k}"], reference[f"landmarks_{k}"]
-        d = maker.differences(found[k], *ref)
-        assert d["ours"] == d["reference"] and d["unique_pairs"], (name, d)
-        assert d["box"] <= PIXEL_TOLERANCE and d["landmark"] <= PIXEL_TOLERANCE, (name, d)
-        assert d["score"] <= SCORE_TOLERANCE, (name, d)
+        ref = Detections(reference[f"boxes_{k}"].astype(np.float64), reference[f"scores_{k}"].astype(np.float64),
+                         reference[f"landmarks_{k}"].astype(np.float64))
+        assert_same_detections(found[k], ref, name)
         assert np.all(np.diff(found[k].scores) <= 0), f"{name}: not sorted by score"
+
+
+def assert_same_detections(ours: Detections, ref: Detections, name: str) -> None:
+    """Every detection of each side that scores clear of the 0.02 cut has its partner on the other side (the
+    nearest box, each partner once) within the tolerances; one within ``SCORE_TOLERANCE`` of the cut may be
+    missing from either side."""
+    for a, b, side in ((ref, ours, "reference"), (ours, ref, "port")):
+        clear = a.scores >= REFERENCE_CUT + SCORE_TOLERANCE
+        partner = np.abs(a.boxes[clear][:, None] - b.boxes[None]).max(axis=2).argmin(axis=1) if len(b.boxes) \
+            else np.zeros(0, dtype=int)
+        assert len(partner) == clear.sum(), f"{name}: no detections to match the {side}'s {clear.sum()} against"
+        assert len(set(partner.tolist())) == len(partner), f"{name}: two of the {side}'s detections share a partner"
+        if not len(partner):
+            continue
+        box = np.abs(a.boxes[clear] - b.boxes[partner]).max()
+        landmark = np.abs(a.landmarks[clear] - b.landmarks[partner]).max()
+        score = np.abs(a.scores[clear] - b.scores[partner]).max()
+        assert box <= PIXEL_TOLERANCE and landmark <= PIXEL_TOLERANCE, (name, side, box, landmark)
+        assert score <= SCORE_TOLERANCE, (name, side, score)
 
 
 def test_faces_and_landmark_order_on_real_images(detector: RetinaFace, reference_inputs):
