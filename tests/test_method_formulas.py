@@ -117,4 +117,6 @@ def test_sharpness_falls_with_blur_and_is_zero_on_a_flat_chip():
     blurred = cv2.GaussianBlur(chip, (0, 0), 2.0)
     flat = np.full_like(chip, 117)
     values = laplacian_variance(np.stack([chip, blurred, flat]))
-    assert values[0] > values[1] > values[2] == 0.0
+    # the flat chip's grey values come from a BLAS product, whose kernel may round one row's last bit apart
+    # from another's on some CPUs: zero up to that, against ~1e2 for the blurred chip
+    assert values[0] > values[1] > 1.0 > 1e-20 > values[2] >= 0.0
