@@ -366,6 +366,7 @@ def test_card(networks: dict[str, LightQNet]):
 # ------------------------------------------------------------------------------------
 # The port against TensorFlow's outputs.
 
+@pytest.mark.reference
 @pytest.mark.parametrize("width", WIDTHS)
 def test_port_matches_tensorflow_on_synthetic_chips(width: str, networks: dict[str, LightQNet],
                                                     reference: dict[str, np.ndarray], maker):
@@ -401,6 +402,7 @@ def lfw_aligned(lfw_root: Path, reference: dict[str, np.ndarray]) -> list:
     return list(align_images(jobs, AlignmentSettings(), workers=1))
 
 
+@pytest.mark.reference
 def test_aligner_finds_the_reference_faces(lfw_aligned: list, reference: dict[str, np.ndarray]):
     """Box and landmarks are integers from dlib's HOG detector and shape predictor, one prebuilt binary on
     every machine: equal to the reference's, so the chips below are cut from the same points."""
@@ -411,6 +413,7 @@ def test_aligner_finds_the_reference_faces(lfw_aligned: list, reference: dict[st
     assert not moved, f"the aligner no longer finds the reference's faces in {moved}"
 
 
+@pytest.mark.reference
 def test_port_matches_tensorflow_on_lfw_chips(lfw_aligned: list, networks: dict[str, LightQNet],
                                               reference: dict[str, np.ndarray]):
     chips = np.stack([r.chips["lightqnet96"] for r in lfw_aligned])

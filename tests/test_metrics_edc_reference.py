@@ -42,6 +42,9 @@ from fiqa_bench.metrics import (
     threshold_at_fmr,
 )
 
+#: Every test here compares with the reference script's stored output.
+pytestmark = pytest.mark.reference
+
 DATA = np.load(Path(__file__).parent / "data" / "edc_reference.npz", allow_pickle=False)
 META = json.loads(str(DATA["meta"]))
 CASES = range(len(META["cases"]))

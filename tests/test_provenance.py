@@ -34,3 +34,10 @@ def test_results_written_into_the_checkout_do_not_make_the_code_dirty(tmp_path: 
     assert provenance.git_commit()["dirty"] is True
     monkeypatch.setattr(provenance, "REPO_ROOT", tmp_path / "nowhere")
     assert provenance.git_commit() == {"commit": "unknown", "dirty": None}
+
+
+def test_the_image_libraries_versions_are_stamped():
+    """Decoding, warps and dlib decide a result's last bits: every stamp names their versions."""
+    stamp = provenance.provenance()
+    assert set(stamp["image_libraries"]) == set(provenance.IMAGE_LIBRARIES)
+    assert all(v and v[0].isdigit() for v in stamp["image_libraries"].values()), stamp["image_libraries"]

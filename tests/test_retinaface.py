@@ -265,6 +265,7 @@ def reference_inputs(lfw_root: Path, reference: dict[str, np.ndarray], maker) ->
     return named
 
 
+@pytest.mark.reference
 def test_the_fixture_was_made_with_these_settings(reference: dict[str, np.ndarray], detector: RetinaFace):
     meta = json.loads(str(reference["meta"]))
     assert meta["weights_sha256"] == SHA256 == detector.weights_sha256
@@ -276,6 +277,7 @@ def test_the_fixture_was_made_with_these_settings(reference: dict[str, np.ndarra
     assert meta["cfg"]["variance"] == [0.1, 0.2] and meta["cfg"]["clip"] is False
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize("batched", [False, True])
 def test_detections_match_the_reference_code(detector: RetinaFace, reference: dict[str, np.ndarray],
                                              reference_inputs: list[tuple[str, np.ndarray]], batched: bool):
@@ -314,6 +316,7 @@ def assert_same_detections(ours: Detections, ref: Detections, name: str) -> None
         assert score <= SCORE_TOLERANCE, (name, side, score)
 
 
+@pytest.mark.reference
 def test_faces_and_landmark_order_on_real_images(detector: RetinaFace, reference_inputs):
     images = dict(reference_inputs)
     putin = images["Vladimir_Putin/Vladimir_Putin_0007.jpg"]

@@ -111,6 +111,7 @@ AOC_TOLERANCE_IN_RANDOM_SD = 0.25
 REPRODUCED_AOCS = (("recomputed", 1e-2), ("fixed", 1e-2), ("fixed", 1e-3))
 
 
+@pytest.mark.reference
 def test_shipped_devtest_model_is_reproduced(lfw_root: Path, lfw_devtest_cache: Path, lfw_heldout,
                                              tmp_path: Path):
     """Retraining on LFW peopleDevTest with the documented command reproduces the shipped model.

@@ -32,6 +32,23 @@ def git_commit() -> dict:
         return {"commit": "unknown", "dirty": None}
 
 
+#: Distributions whose version decides a result's last bits besides numpy and torch (decoding, warps, dlib).
+IMAGE_LIBRARIES = ("opencv-contrib-python-headless", "dlib-bin", "pillow")
+
+
+def image_library_versions() -> dict[str, str]:
+    """Installed version of each of :data:`IMAGE_LIBRARIES` (``"not installed"`` where absent)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in IMAGE_LIBRARIES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
 def provenance(**extra: object) -> dict:
     """A JSON-safe stamp: code version, library versions, time, plus ``extra``."""
     import torch
@@ -44,6 +61,7 @@ def provenance(**extra: object) -> dict:
         "platform": platform.platform(),
         "numpy": np.__version__,
         "torch": torch.__version__,
+        "image_libraries": image_library_versions(),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
         **extra,
     }
