@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -293,8 +294,10 @@ def plot_run(run: EVRCRun, out_dir: Path) -> list[str]:
     for policy in config.policies:
         fnmr = {label: {f: result.studies[label].curves.get(policy, f).fnmr for f in config.fmrs}
                 for label in result.labels}
-        band = {f: tuple(np.nanpercentile(first.random_fnmr[(policy, f)], q, axis=0) for q in (5, 50, 95))
-                for f in config.fmrs}
+        with warnings.catch_warnings():  # where no random seed's FNMR is defined, the band is NaN: a gap
+            warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
+            band = {f: tuple(np.nanpercentile(first.random_fnmr[(policy, f)], q, axis=0) for q in (5, 50, 95))
+                    for f in config.fmrs}
         names.append(f"evrc-{policy}.png")
         plot_evrc(out_dir / names[-1], discard, fnmr, band,
                   title=f"EVRC on {run.dataset.name} ({run.protocol}; "

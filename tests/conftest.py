@@ -3,9 +3,23 @@
 Tests that need the real LFW caches built here (a minute or more on 2 cores)
 are marked ``slow`` automatically, so ``pytest -m "not slow"`` runs the quick
 part of the suite.
+
+The suite runs in two pytest-xdist workers (``-n 2 --dist loadgroup`` in
+pyproject.toml).  Each worker, and every command a test starts from it, runs
+torch and BLAS on one thread, so the two never fight over the 2 cores.  Each
+test file is one group, run by one worker, so a module's fixtures are made
+once; the tests that read the session's LFW caches are one group across files,
+so those caches are built once.  ``-n 0`` runs everything in one process.
 """
 
 from __future__ import annotations
+
+import os
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # before numpy and torch load: their thread pools read these once
+    for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_variable, "1")
 
 import shutil
 from pathlib import Path
@@ -78,7 +92,7 @@ def random_texture(seed: int, size: int = 120) -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def lfw_devtest_cache(lfw_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A cache holding LFW devtest faces, chips, embeddings, backbone and stage features of dlib-resnet.
+    """A cache holding LFW devtest faces, chips, embeddings and stage features of dlib-resnet.
 
     Built once per test session (about a minute on 2 cores) and shared by
     the tests that need real LFW numbers.
@@ -90,7 +104,7 @@ def lfw_devtest_cache(lfw_root: Path, tmp_path_factory: pytest.TempPathFactory) 
     cache = tmp_path_factory.mktemp("lfw-devtest-cache")
     dataset = load_dataset("lfw", lfw_root, "devtest")
     model = create_model("dlib-resnet")
-    for output in ("embedding", "backbone", "stages"):
+    for output in ("embedding", "stages"):  # what its tests' methods read (sdd, sharpness, random: no backbone)
         embed_dataset(dataset, model, RunContext(cache, progress=False), output=output)
     return cache
 
@@ -120,7 +134,11 @@ def lfw_heldout(lfw_root: Path, tmp_path_factory: pytest.TempPathFactory):
 SLOW_FIXTURES = frozenset({"lfw_devtest_cache", "lfw_heldout"})
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.slow)
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """The slow mark, and the item's pytest-xdist group (given as each item is collected: pytest-xdist reads the
+    groups in its own ``pytest_collection_modifyitems``)."""
+    if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        item.add_marker(pytest.mark.slow)
+        item.add_marker(pytest.mark.xdist_group("lfw-caches"))
+    else:
+        item.add_marker(pytest.mark.xdist_group(item.path.stem))

@@ -1,7 +1,8 @@
 """Tests of the dlib .dat reader and the PyTorch port of dlib's face-recognition ResNet.
 
 Fast tests use hand-built byte strings and random weights; the acceptance test
-compares the port with ``dlib.face_recognition_model_v1`` on 500 real LFW chips.
+compares the port with ``dlib.face_recognition_model_v1`` on 200 real LFW chips spread over
+the whole set (``benchmarks/bench_dlib_port.py`` compares more and times both).
 """
 
 from __future__ import annotations
@@ -283,7 +284,7 @@ def test_registry_factory() -> None:
 # ------------------------------------------------------------------------------------
 # Acceptance: the port against dlib on real LFW chips.
 
-N_CHIPS = 500
+N_CHIPS = 200
 
 
 @pytest.mark.slow
@@ -324,7 +325,7 @@ def test_port_matches_dlib_on_lfw_chips() -> None:
     cos = (port * reference).sum(1) / (np.linalg.norm(port, axis=1) * np.linalg.norm(reference, axis=1))
     print(f"\nport vs dlib on {len(cos)} LFW chips ({len({f.parent.name for f in picked})} people): "
           f"min cosine {cos.min():.12f}, max |diff| {np.abs(port - reference).max():.2e}")
-    assert len(cos) >= 500
+    assert len(cos) == N_CHIPS
     assert cos.min() >= 0.9999, f"min cosine {cos.min()} at chip {int(cos.argmin())}"
     # Not a stated requirement, but float-rounding-level agreement is what a faithful port gives.
     assert np.abs(port - reference).max() < 1e-4
