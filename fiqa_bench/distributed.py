@@ -47,7 +47,7 @@ from __future__ import annotations
 import atexit
 import os
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 import torch
@@ -294,20 +294,6 @@ def gather_rows(local: np.ndarray, n_total: int) -> np.ndarray:
 # --- embeddings ----------------------------------------------------------------------------------------
 
 
-def _output_fn(model: RecognitionModel, output: str) -> tuple[Callable[[np.ndarray], np.ndarray], int]:
-    """``(compute, dim)`` of ``output`` as :func:`~fiqa_bench.pipeline.embed_dataset` chooses them."""
-    from fiqa_bench.recognition.base import TorchRecognitionModel
-
-    if output == "embedding":
-        return model.embed, model.card.embedding_dim
-    if output == "backbone" and isinstance(model, TorchRecognitionModel):
-        return model.backbone_features, model.network.backbone_dim
-    if output == "stages" and isinstance(model, TorchRecognitionModel) and model.network.stage_widths:
-        return model.stage_features, sum(model.network.stage_widths)
-    raise ValueError(f"output must be 'embedding', or 'backbone' or 'stages' of a PyTorch model that "
-                     f"has them; got {output!r} for {model.card.name}")
-
-
 def _face_column_names(detector: str) -> list[str]:
     """The faces store's columns (``points5`` only for RetinaFace; see ``pipeline._face_columns``)."""
     return ["box", "landmarks", "failure", "notes", *(["points5"] if detector == "retinaface" else [])]
@@ -351,7 +337,7 @@ def embed_dataset_distributed(
     from fiqa_bench.faces.templates import get_template
     from fiqa_bench import pipeline
 
-    compute, dim = _output_fn(model, output)
+    compute, dim = pipeline.output_function(model, output)
     if not is_distributed():
         return pipeline.embed_dataset(dataset, model, context, output)
     rank, world = current()
@@ -362,8 +348,7 @@ def embed_dataset_distributed(
     keys = pipeline.hash_files(paths, context.progress)
     path_of = dict(zip(keys, paths))  # byte-identical files share a key: one path serves (as in ensure_chips)
     unique = list(dict.fromkeys(keys))  # first-seen order, as KeyedStore.missing gives embed_dataset its work
-    store_dir = (context.cache_dir / ("embeddings" if output == "embedding" else output)
-                 / model.fingerprint()[:32] / settings.digest())
+    store_dir = pipeline.output_store(context, model, output).directory
     faces_dir = context.cache_dir / "faces" / settings.digest()
     lacks_emb = set(KeyedStore(store_dir).missing(unique))
     lacks_faces = set(KeyedStore(faces_dir).missing(unique))
@@ -380,7 +365,7 @@ def embed_dataset_distributed(
         faces, chips = pipeline.ensure_chips([path_of[k] for k in aligned], aligned, template, context)
         store = KeyedStore(store_dir)
         for chunk_keys in pipeline._chunks(mine, pipeline.CHUNK):  # exactly as embed_dataset: bit for bit
-            emb = pipeline.embed_chunk(chunk_keys, faces, chips, compute, dim)
+            (emb,) = pipeline.embed_chunk(chunk_keys, faces, chips, lambda c: (compute(c),), (dim,))
             lacking = set(store.missing(chunk_keys))  # all, unless this cache held some already
             rows = [i for i, k in enumerate(chunk_keys) if k in lacking]
             if rows:

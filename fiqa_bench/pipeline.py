@@ -290,17 +290,45 @@ def require_usable(dataset: Dataset, failed: np.ndarray, reasons: np.ndarray) ->
 
 
 def embed_chunk(keys: list[str], faces: KeyedStore, chips: ChipStore,
-                compute: Callable[[np.ndarray], np.ndarray], dim: int) -> np.ndarray:
-    """``(len(keys), dim)`` float32 rows: ``compute`` of the chips that aligned, in one call (one network
-    batch: the unit that makes a row's bits depend on its chunk, so every caller cuts at :data:`CHUNK`),
-    NaN rows for the images that failed upstream."""
+                compute: Callable[[np.ndarray], tuple[np.ndarray, ...]], dims: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """One ``(len(keys), dim)`` float32 array per output of ``compute``: its outputs for the chips that aligned, in
+    one call (one network batch: the unit that makes a row's bits depend on its chunk, so every caller cuts at
+    :data:`CHUNK`), NaN rows for the images that failed upstream."""
     failure = faces.get(keys, ["failure"])["failure"]
     stack = chips.get(keys)
-    emb = np.full((len(keys), dim), np.nan, np.float32)
+    out = tuple(np.full((len(keys), dim), np.nan, np.float32) for dim in dims)
     ok = failure == ""
     if ok.any():
-        emb[ok] = compute(stack[ok])
-    return emb
+        for array, rows in zip(out, compute(stack[ok])):
+            array[ok] = rows
+    return out
+
+
+def output_store(context: RunContext, model: RecognitionModel, output: str) -> KeyedStore:
+    """The cache store of ``model``'s ``output`` under ``context``'s alignment settings."""
+    return KeyedStore(context.cache_dir / ("embeddings" if output == "embedding" else output)
+                      / model.fingerprint()[:32] / context.alignment.digest())
+
+
+def output_function(model: RecognitionModel, output: str) -> tuple[Callable[[np.ndarray], np.ndarray], int]:
+    """``(compute, dim)`` of one of ``model``'s outputs (see :func:`embed_dataset`)."""
+    if output == "embedding":
+        return model.embed, model.card.embedding_dim
+    if output == "backbone" and isinstance(model, TorchRecognitionModel):
+        return model.backbone_features, model.network.backbone_dim
+    if output == "stages" and has_stages(model):
+        return model.stage_features, sum(model.network.stage_widths)
+    raise ValueError(f"output must be 'embedding', or 'backbone' or 'stages' of a PyTorch model that "
+                     f"has them; got {output!r} for {model.card.name}")
+
+
+def has_stages(model: RecognitionModel) -> bool:
+    """Whether ``model`` gives stage features (a PyTorch network split into stages)."""
+    return isinstance(model, TorchRecognitionModel) and bool(model.network.stage_widths)
+
+
+#: Outputs computed together in one forward pass (:meth:`TorchRecognitionModel.embed_with_stages`).
+PAIRED_OUTPUTS = {"embedding": "stages", "stages": "embedding"}
 
 
 def embed_dataset(
@@ -317,30 +345,39 @@ def embed_dataset(
             embedding layer; what SER-FIQ and feature-norm read) or ``"stages"`` (each stage's
             output averaged over space, concatenated; what SDD-FIQA's head
             mode reads; see ``TorchRecognitionModel.stage_features``).
+
+    For a PyTorch model split into stages, the embedding and the stage
+    features come from one forward pass
+    (:meth:`~fiqa_bench.recognition.base.TorchRecognitionModel.embed_with_stages`,
+    the same numbers as two passes) and each is stored, so that asking for
+    the other output next finds it cached.
     """
     settings = context.alignment
     template = get_template(model.card.template)
-    if output == "embedding":
-        compute, dim = model.embed, model.card.embedding_dim
-    elif output == "backbone" and isinstance(model, TorchRecognitionModel):
-        compute, dim = model.backbone_features, model.network.backbone_dim
-    elif output == "stages" and isinstance(model, TorchRecognitionModel) and model.network.stage_widths:
-        compute, dim = model.stage_features, sum(model.network.stage_widths)
-    else:
-        raise ValueError(f"output must be 'embedding', or 'backbone' or 'stages' of a PyTorch model that "
-                         f"has them; got {output!r} for {model.card.name}")
+    compute, dim = output_function(model, output)
     paths = dataset.paths
     keys = hash_files(paths, context.progress)
-    store = KeyedStore(context.cache_dir / ("embeddings" if output == "embedding" else output)
-                       / model.fingerprint()[:32] / settings.digest())
+    store = output_store(context, model, output)
     todo = store.missing(keys)
     faces = KeyedStore(context.cache_dir / "faces" / settings.digest())
     if todo or faces.missing(keys):
         faces, chips = ensure_chips(paths, keys, template, context)
         bar = tqdm(total=len(todo), desc=f"{output} ({model.card.name}, unique files)", unit="img",
                    disable=not context.progress, file=sys.stderr)
+        paired = PAIRED_OUTPUTS.get(output) if has_stages(model) else None
         for chunk_keys in _chunks(todo, CHUNK):
-            store.put(chunk_keys, {"embedding": embed_chunk(chunk_keys, faces, chips, compute, dim)})
+            if paired is None:
+                (rows,) = embed_chunk(chunk_keys, faces, chips, lambda c: (compute(c),), (dim,))
+            else:  # the embedding and the stage features share one forward pass; each goes to its store
+                both = embed_chunk(chunk_keys, faces, chips, model.embed_with_stages,
+                                   (model.card.embedding_dim, sum(model.network.stage_widths)))
+                rows, other = both if output == "embedding" else both[::-1]
+                other_store = output_store(context, model, paired)
+                lacking = set(other_store.missing(chunk_keys))
+                kept = [i for i, k in enumerate(chunk_keys) if k in lacking]
+                if kept:
+                    other_store.put([chunk_keys[i] for i in kept], {"embedding": other[kept]})
+            store.put(chunk_keys, {"embedding": rows})
             bar.update(len(chunk_keys))
         bar.close()
     emb = store.get(keys, ["embedding"])["embedding"]

@@ -215,3 +215,13 @@ def test_backbone_and_embedding_share_the_network_modules() -> None:
     net.eval()
     assert not any(m.training for m in net.backbone.modules() if m is not net.backbone)
     assert net.backbone_dim == 25088
+
+
+def test_one_pass_gives_the_embedding_and_the_stage_features(loaded: TorchRecognitionModel) -> None:
+    """Forward hooks on layer1..layer4 see what ``stage_outputs`` computes: the same bits as two passes."""
+    chips = np.random.default_rng(5).integers(0, 256, (3, 112, 112, 3), dtype=np.uint8)
+    embeddings, stages = loaded.embed_with_stages(chips)
+    np.testing.assert_array_equal(embeddings, loaded.embed(chips))
+    np.testing.assert_array_equal(stages, loaded.stage_features(chips))
+    empty = loaded.embed_with_stages(chips[:0])
+    assert empty[0].shape == (0, 512) and empty[1].shape == (0, sum(loaded.network.stage_widths))

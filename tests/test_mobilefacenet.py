@@ -411,3 +411,12 @@ def test_port_matches_onnxruntime_on_lfw_chips(model_path: Path, lfw_root: Path,
     assert cos.min() >= 0.9999, f"min cosine {cos.min()} at chip {int(cos.argmin())}"
     # Not a stated requirement, but float-rounding-level agreement is what a faithful port gives.
     assert np.abs(port - reference).max() < 1e-4
+
+
+def test_one_pass_gives_the_embedding_and_the_stage_features(model):
+    """Hooks on the stage ends see each micro-batch as ``stage_outputs`` computes it: the same bits as two
+    passes, over a partial last batch and micro-batches."""
+    chips = np.random.default_rng(6).integers(0, 256, (70, 112, 112, 3), dtype=np.uint8)
+    embeddings, stages = model.embed_with_stages(chips)
+    np.testing.assert_array_equal(embeddings, model.embed(chips))
+    np.testing.assert_array_equal(stages, model.stage_features(chips))

@@ -96,6 +96,26 @@ def test_stage_features_are_cached_per_output(messy_folder: Path, tmp_path: Path
         embed_dataset(dataset, create_model("lbp"), RunContext(tmp_path / "cache", workers=1, progress=False), output="stages")
 
 
+def test_embedding_and_stages_share_one_forward_pass(messy_folder: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch):
+    """A cold embedding pass stores the stage features too; asking for them next runs no network; both equal
+    what separate passes give, bit for bit (same machine, same batches)."""
+    dataset = load_dataset(f"folder:{messy_folder}", tmp_path)
+    model = create_model("dlib-resnet")
+    context = RunContext(tmp_path / "cache", workers=1, progress=False)
+    passes = []
+    one_pass = model.embed_with_stages
+    monkeypatch.setattr(model, "embed_with_stages", lambda chips: passes.append(len(chips)) or one_pass(chips))
+    embedded = embed_dataset(dataset, model, context)
+    stages = embed_dataset(dataset, model, context, output="stages")
+    assert passes == [6]  # the 6 readable images, once
+    apart = RunContext(tmp_path / "apart", workers=1, progress=False)
+    monkeypatch.setattr(pipeline, "PAIRED_OUTPUTS", {})
+    np.testing.assert_array_equal(embedded.embeddings, embed_dataset(dataset, model, apart).embeddings)
+    np.testing.assert_array_equal(stages.embeddings, embed_dataset(dataset, model, apart, output="stages").embeddings)
+    assert passes == [6]
+
+
 def test_interrupted_run_resumes(messy_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     dataset = load_dataset(f"folder:{messy_folder}", tmp_path)
     model = create_model("lbp")

@@ -120,6 +120,11 @@ class TorchEmbeddingNet(nn.Module):
         """The feature map ``(N, C_s, H_s, W_s)`` at the end of each stage, for preprocessed ``x``."""
         raise NotImplementedError(f"{type(self).__name__} does not expose the outputs of its stages")
 
+    def stage_end_modules(self) -> list[nn.Module]:
+        """The module whose output ends each stage, in order: :meth:`forward` computes, in those modules,
+        the feature maps :meth:`stage_outputs` returns."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose the outputs of its stages")
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.embedding(self.backbone(x))
 
@@ -198,3 +203,30 @@ class TorchRecognitionModel(RecognitionModel):
             return torch.cat([s.mean(dim=(2, 3)) for s in self.network.stage_outputs(x)], dim=1)
 
         return self._run(chips, pooled, width)
+
+    def embed_with_stages(self, chips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`embed` and :meth:`stage_features` of the same chips, from one forward pass.
+
+        A forward hook on each module of ``network.stage_end_modules()`` averages its output over space
+        as :meth:`embed`'s pass computes it, before any later module runs: the numbers of the two separate
+        passes, bit for bit (tested), in the time of one.
+        """
+        width = sum(self.network.stage_widths)
+        if not width:
+            raise NotImplementedError(f"{self.card.name}: its network does not expose stage outputs")
+        pooled: list[list[torch.Tensor]] = [[] for _ in self.network.stage_widths]
+
+        def keep(stage: int) -> Callable[[nn.Module, object, torch.Tensor], None]:
+            def hook(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
+                pooled[stage].append(output.mean(dim=(2, 3)).float().cpu())
+            return hook
+
+        handles = [m.register_forward_hook(keep(k)) for k, m in enumerate(self.network.stage_end_modules())]
+        try:
+            embeddings = self.embed(chips)
+        finally:
+            for handle in handles:
+                handle.remove()
+        if not len(chips):
+            return embeddings, np.zeros((0, width), np.float32)
+        return embeddings, torch.cat([torch.cat(parts) for parts in pooled], dim=1).numpy()

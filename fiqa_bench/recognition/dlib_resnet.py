@@ -306,6 +306,9 @@ class DlibResNet(TorchEmbeddingNet):
                 outputs.append(x)
         return outputs
 
+    def stage_end_modules(self) -> list[nn.Module]:
+        return [self.backbone[index] for index in STAGE_ENDS]
+
     def load_raw_state_dict(self, sd: dict[str, torch.Tensor]) -> None:
         """Load weights named as by :func:`raw_state_dict`, folding affines when configured."""
         names = {k for k in sd}

@@ -191,6 +191,9 @@ class IResNet(TorchEmbeddingNet):
             outputs.append(x)
         return outputs
 
+    def stage_end_modules(self) -> list[nn.Module]:
+        return [self.layer1, self.layer2, self.layer3, self.layer4]
+
     def train(self, mode: bool = True) -> IResNet:
         """Set the mode of the network and of the (unregistered) view containers."""
         super().train(mode)

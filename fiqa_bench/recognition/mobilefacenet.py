@@ -305,6 +305,9 @@ class MobileFaceNet(TorchEmbeddingNet):
             slices.append(outputs)
         return [torch.cat(stage) for stage in zip(*slices)]
 
+    def stage_end_modules(self) -> list[nn.Module]:
+        return [self.backbone[index] for index in STAGE_ENDS]
+
 
 # ------------------------------------------------------------------------------------
 # The expected graph and the ONNX -> torch mapping.
