@@ -6,10 +6,11 @@ part of the suite.
 
 The suite runs in two pytest-xdist workers (``-n 2 --dist loadgroup`` in
 pyproject.toml).  Each worker, and every command a test starts from it, runs
-torch and BLAS on one thread, so the two never fight over the 2 cores.  Each
-test file is one group, run by one worker, so a module's fixtures are made
-once; the tests that read the session's LFW caches are one group across files,
-so those caches are built once.  ``-n 0`` runs everything in one process.
+torch and BLAS on one thread, so the two never fight over the 2 cores.  The
+tests that read the session's LFW caches are one group (run by one worker, so
+those caches are built once), and so are the files in :data:`GROUPED_FILES`,
+whose module fixtures cost more than running them twice; every other test
+goes to whichever worker is free.  ``-n 0`` runs everything in one process.
 """
 
 from __future__ import annotations
@@ -132,6 +133,8 @@ def lfw_heldout(lfw_root: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 SLOW_FIXTURES = frozenset({"lfw_devtest_cache", "lfw_heldout"})
+#: Test files whose module-scoped fixtures are expensive (torchrun with two processes: ~15 s).
+GROUPED_FILES = frozenset({"test_distributed"})
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
@@ -140,5 +143,11 @@ def pytest_itemcollected(item: pytest.Item) -> None:
     if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
         item.add_marker(pytest.mark.slow)
         item.add_marker(pytest.mark.xdist_group("lfw-caches"))
-    else:
+    elif item.path.stem in GROUPED_FILES:
         item.add_marker(pytest.mark.xdist_group(item.path.stem))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests on the LFW caches first (a stable sort): the longest unit of work starts at once on one worker
+    while the other takes everything else, so neither waits for it at the end."""
+    items.sort(key=lambda item: not SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())))

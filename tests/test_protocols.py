@@ -127,13 +127,15 @@ def test_ablation_trains_missing_heads_once_and_draws_the_sweeps(lfw_root: Path,
                                                                  tmp_path: Path):
     from fiqa_bench.protocols.ablation import AblationProtocol
 
-    protocol = AblationProtocol(InSampleDevtest(), m_values=(6, 24), k_values=(2, 12), variants=("sdd", "neg-only"))
+    # K = 1 at m = 24 is in both sweeps: one head serves both (three trainings, not four)
+    protocol = AblationProtocol(InSampleDevtest(), m_values=(6, 24), k_values=(1, 12), variants=("sdd", "neg-only"))
     context = RunContext(lfw_devtest_cache, lfw_root, progress=False)
     out = protocol.run("sdd", context=context, out_dir=tmp_path / "abl",
                        config=StudyConfig(fmrs=(1e-2,), random_seeds=2, n_boot=4))
     trained = sorted(p.name.split("-lfw-devtest-")[0] for p in (lfw_devtest_cache / "trained").glob("*.pt"))
-    # m=6,K=1; m=24,K=1; K=2; neg-only: trained here; sdd (m=24, K=12) is the shipped devtest head
-    assert trained == ["sdd-dlib-resnet"] * 3 + ["sdd-neg-only-dlib-resnet"]
+    # m=6,K=1; m=24,K=1 (the m sweep's and the K sweep's); neg-only: trained here; sdd (m=24, K=12) is the
+    # shipped devtest head
+    assert trained == ["sdd-dlib-resnet"] * 2 + ["sdd-neg-only-dlib-resnet"]
     stamp = json.loads((out / "provenance.json").read_text())
     scorers = stamp["studies"]["sensitivity"]["scorers"]
     assert scorers["sdd[repetitions=12]"][0]["checkpoint"] == "sdd-dlib-resnet-head-lfw-devtest.pt"
