@@ -35,6 +35,21 @@ def test_head_learns_a_nonlinear_quality():
     assert np.array_equal(predict_head(again, test), predict_head(head, test))  # deterministic
 
 
+def test_foreach_adam_takes_the_default_loops_steps(monkeypatch: pytest.MonkeyPatch):
+    """Training uses Adam(foreach=True) for speed; on the CPU it runs the default loop's per-tensor kernels, so
+    the trained weights are the same bits (the shipped heads were trained with the default loop)."""
+    rng = np.random.default_rng(3)
+    features = rng.normal(size=(600, 16)).astype(np.float32)
+    labels = features[:, 0] - 0.5 * features[:, 1] ** 2
+    config = TrainConfig(epochs=3, hidden=32, seed=4, ensemble=2)
+    fast, _ = train_head(features, labels, config)
+    adam = torch.optim.Adam
+    monkeypatch.setattr(torch.optim, "Adam", lambda params, **kw: adam(params, **{**kw, "foreach": False}))
+    default, _ = train_head(features, labels, config)
+    for (name, a), (_, b) in zip(fast.state_dict().items(), default.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
 def test_paper_head_is_linear_and_robust_to_outlying_labels():
     rng = np.random.default_rng(2)
     features = rng.normal(size=(400, 4)).astype(np.float32)
