@@ -3,11 +3,12 @@
 Fast tests use hand-built protobuf messages, random weights, and copies of
 the published ``fr_feature.onnx`` edited in a temporary folder (never in the
 repository).  The acceptance test compares the port with onnxruntime running
-the file as exported (batch 1) on 512 LFW images aligned to the
-``arcface112`` template: every chip's cosine must be at least 0.9999.
-Measured on 2 CPU cores (onnxruntime 1.32, torch 2.14): 512 chips of 452
-people, min cosine 0.999999999998918 (1 - 1.1e-12), max |difference|
-9.2e-7 on values up to about 0.8; about a minute, most of it cutting the
+the file as exported (batch 1) on 200 LFW images spread over the whole set,
+aligned to the ``arcface112`` template: every chip's cosine must be at least
+0.9999.  Measured on 2 CPU cores (onnxruntime 1.32, torch 2.14) on 512
+chips of 452 people (``benchmarks/bench_mobilefacenet.py`` compares as many
+as asked): min cosine 0.999999999998918 (1 - 1.1e-12), max |difference|
+9.2e-7 on values up to about 0.8; most of the test's time is cutting the
 chips (hence ``slow``).
 """
 
@@ -45,7 +46,7 @@ from fiqa_bench.recognition.mobilefacenet import (
 )
 from fiqa_bench.paths import default_models_root
 
-N_CHIPS = 512
+N_CHIPS = 200
 
 
 @pytest.fixture(scope="session")
@@ -392,7 +393,7 @@ def test_port_matches_onnxruntime_on_lfw_chips(model_path: Path, lfw_root: Path,
     dataset = Dataset("lfw[every k-th]", lfw.root, picked)
     chips, failed, _ = dataset_chips(dataset, "arcface112", RunContext(tmp_path / "cache", progress=False))
     chips = chips[~failed]
-    assert len(chips) >= 500
+    assert len(chips) == N_CHIPS  # no image of this sample fails to load
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 2
