@@ -10,7 +10,7 @@
 #   OpenCV's dispatched kernels     OPENCV_CPU_DISABLE: AVX-512, AVX2, FMA3, AVX, FP16
 #
 # Not covered: dlib-bin and onnxruntime (one prebuilt binary, or dispatch with no switch) and OpenBLAS
-# (OPENBLAS_CORETYPE is left as the machine sets it).  Scripts/setup.sh must have run first.
+# (OPENBLAS_CORETYPE is left as the machine sets it).  scripts/setup.sh must have run first.
 #
 #   bash scripts/test-as-another-cpu.sh                      # the whole suite
 #   bash scripts/test-as-another-cpu.sh -m reference         # what .ci/run runs: the reference comparisons
