@@ -138,14 +138,29 @@ def assert_same_results(got: Path, want: Path) -> None:
             assert (got / name).read_bytes() == (want / name).read_bytes(), f"{name} differs"
 
 
+def files_now(*folders: Path) -> tuple[set[str], set[str]]:
+    """``(finished, temporaries)`` below ``folders`` in one walk: cache entries and results (not hidden
+    temporaries or locks), and temporary files (``.*.tmp``).  The kill loop polls this every 5 ms, so it walks
+    with ``os.walk`` once rather than globbing twice: the poller leaves the cores to the run it watches."""
+    finished, temporary = set(), set()
+    for folder in folders:
+        for root, _, names in os.walk(folder):
+            for name in names:
+                if not name.startswith("."):
+                    finished.add(os.path.join(root, name))
+                elif name.endswith(".tmp"):
+                    temporary.add(os.path.join(root, name))
+    return finished, temporary
+
+
 def temporaries(*folders: Path) -> list[str]:
     """Temporary files (``.*.tmp``) anywhere below ``folders``."""
-    return sorted(str(p) for f in folders if f.is_dir() for p in f.rglob(".*.tmp"))
+    return sorted(files_now(*folders)[1])
 
 
 def visible_files(*folders: Path) -> set[str]:
     """Finished files below ``folders``: cache entries and results (not hidden temporaries or locks)."""
-    return {str(p) for f in folders if f.is_dir() for p in f.rglob("*") if p.is_file() and not p.name.startswith(".")}
+    return files_now(*folders)[0]
 
 
 # --- killing a run ----------------------------------------------------------------------------------
@@ -163,9 +178,12 @@ class Kill:
     def due(self, started: float, before: set[str], temps_before: set[str], folders: tuple[Path, ...]) -> bool:
         if self.after is not None and time.monotonic() - started >= self.after:
             return True
-        if self.new_files is not None and len(visible_files(*folders) - before) >= self.new_files:
+        if self.new_files is None and not self.mid_write:
+            return False
+        finished, temporary = files_now(*folders)
+        if self.new_files is not None and len(finished - before) >= self.new_files:
             return True
-        return self.mid_write and bool(set(temporaries(*folders)) - temps_before)
+        return self.mid_write and bool(temporary - temps_before)
 
 
 def attempt(args: list[str], cache: Path, cwd: Path, kill: Kill, watch: tuple[Path, ...]) -> bool:
@@ -173,7 +191,7 @@ def attempt(args: list[str], cache: Path, cwd: Path, kill: Kill, watch: tuple[Pa
 
     Returns True when it was killed, False when it finished first (successfully: a failure fails the test).
     """
-    before, temps_before = visible_files(*watch), set(temporaries(*watch))
+    before, temps_before = files_now(*watch)
     log = cwd / "attempt.log"
     with open(log, "wb") as err:
         proc = subprocess.Popen(command(args, cache), cwd=cwd, stdout=subprocess.DEVNULL, stderr=err,
