@@ -366,13 +366,13 @@ def embed_dataset(
                    disable=not context.progress, file=sys.stderr)
         paired = PAIRED_OUTPUTS.get(output) if has_stages(model) else None
         other_store = output_store(context, model, paired) if paired else None
+        dims = (output_function(model, "embedding")[1], output_function(model, "stages")[1]) if paired else ()
         for chunk_keys in _chunks(todo, CHUNK):
             if other_store is None:
                 (rows,) = embed_chunk(chunk_keys, faces, chips, lambda c: (compute(c),), (dim,))
             else:  # the embedding and the stage features share one forward pass; each goes to its store
-                both = embed_chunk(chunk_keys, faces, chips, model.embed_with_stages,
-                                   (model.card.embedding_dim, sum(model.network.stage_widths)))
-                rows, other = both if output == "embedding" else both[::-1]
+                embedding, stages = embed_chunk(chunk_keys, faces, chips, model.embed_with_stages, dims)
+                rows, other = (embedding, stages) if output == "embedding" else (stages, embedding)
                 lacking = set(other_store.missing(chunk_keys))
                 kept = [i for i, k in enumerate(chunk_keys) if k in lacking]
                 if kept:

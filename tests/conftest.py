@@ -137,10 +137,15 @@ SLOW_FIXTURES = frozenset({"lfw_devtest_cache", "lfw_heldout"})
 GROUPED_FILES = frozenset({"test_distributed"})
 
 
+def reads_lfw_caches(item: pytest.Item) -> bool:
+    """Whether the test uses one of the session's LFW caches (:data:`SLOW_FIXTURES`)."""
+    return bool(SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+
+
 def pytest_itemcollected(item: pytest.Item) -> None:
     """The slow mark, and the item's pytest-xdist group (given as each item is collected: pytest-xdist reads the
     groups in its own ``pytest_collection_modifyitems``)."""
-    if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+    if reads_lfw_caches(item):
         item.add_marker(pytest.mark.slow)
         item.add_marker(pytest.mark.xdist_group("lfw-caches"))
     elif item.path.stem in GROUPED_FILES:
@@ -150,4 +155,4 @@ def pytest_itemcollected(item: pytest.Item) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The tests on the LFW caches first (a stable sort): the longest unit of work starts at once on one worker
     while the other takes everything else, so neither waits for it at the end."""
-    items.sort(key=lambda item: not SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+    items.sort(key=lambda item: not reads_lfw_caches(item))

@@ -390,33 +390,29 @@ def test_folding_batch_norm_changes_nothing_that_matters(networks: dict[str, Lig
 
 
 @pytest.fixture(scope="module")
-def lfw_aligned(lfw_root: Path, reference: dict[str, np.ndarray]) -> list:
-    """The reference's LFW images cut to ``lightqnet96`` by the pipeline's own aligner (``align_images``, what
-    ``ensure_chips`` runs): one :class:`~fiqa_bench.faces.align.ImageResult` each."""
-    from fiqa_bench.faces.align import AlignmentSettings
-    from fiqa_bench.faces.batch import align_images
-
-    template = get_template("lightqnet96")
-    images = lfw_root / "lfw" / "images_deepfunneled"
-    jobs = [(str(images / p), (template,), None) for p in reference["lfw_paths"]]
-    return list(align_images(jobs, AlignmentSettings(), workers=1))
+def lfw_aligned(lfw_root: Path, reference: dict[str, np.ndarray], maker) -> tuple[np.ndarray, list]:
+    """The reference's LFW images cut to ``lightqnet96`` as the reference script cut them (its ``lfw_chips``:
+    the pipeline's own aligner, ``align_images``, what ``ensure_chips`` runs): the chips and each image's face."""
+    chips, _, faces = maker.lfw_chips(lfw_root / "lfw" / "images_deepfunneled", list(reference["lfw_paths"]), 1)
+    return chips, faces
 
 
 @pytest.mark.reference
-def test_aligner_finds_the_reference_faces(lfw_aligned: list, reference: dict[str, np.ndarray]):
+def test_aligner_finds_the_reference_faces(lfw_aligned: tuple[np.ndarray, list], reference: dict[str, np.ndarray]):
     """Box and landmarks are integers from dlib's HOG detector and shape predictor, one prebuilt binary on
     every machine: equal to the reference's, so the chips below are cut from the same points."""
-    boxes = np.array([r.face.box for r in lfw_aligned])
-    landmarks = np.stack([r.face.landmarks for r in lfw_aligned])
+    faces = lfw_aligned[1]
+    boxes = np.array([face.box for face in faces])
+    landmarks = np.stack([face.landmarks for face in faces])
     moved = [p for p, b, rb, m, rm in zip(reference["lfw_paths"], boxes, reference["lfw_boxes"], landmarks,
                                           reference["lfw_landmarks"]) if (b != rb).any() or (m != rm).any()]
     assert not moved, f"the aligner no longer finds the reference's faces in {moved}"
 
 
 @pytest.mark.reference
-def test_port_matches_tensorflow_on_lfw_chips(lfw_aligned: list, networks: dict[str, LightQNet],
+def test_port_matches_tensorflow_on_lfw_chips(lfw_aligned: tuple[np.ndarray, list], networks: dict[str, LightQNet],
                                               reference: dict[str, np.ndarray]):
-    chips = np.stack([r.chips["lightqnet96"] for r in lfw_aligned])
+    chips = lfw_aligned[0]
     for width in WIDTHS:
         np.testing.assert_allclose(networks[width].native_score(chips), reference[f"lfw_{width}"], rtol=0,
                                    atol=LFW_TOLERANCE, err_msg=width)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib.util
 import json
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -31,6 +32,7 @@ import torch
 from fiqa_bench.faces.retinaface import (
     BGR_MEAN,
     SHA256,
+    DetectionSettings,
     Detections,
     RetinaFace,
     RetinaFaceNet,
@@ -45,8 +47,8 @@ from fiqa_bench.faces.retinaface import (
 REFERENCE = Path(__file__).parent / "data" / "retinaface_reference.npz"
 PIXEL_TOLERANCE = 1.0
 SCORE_TOLERANCE = 1e-4
-#: The reference code's confidence cut (``detect.py``'s ``confidence_threshold``).
-REFERENCE_CUT = 0.02
+#: The reference code's confidence cut (``detect.py``'s ``confidence_threshold``, which the port shares).
+REFERENCE_CUT = DetectionSettings().confidence_threshold
 #: A mean that moves by more than this is another image: a last-bit rounding of a few pixels moves it by far less.
 MEAN_TOLERANCE = 0.25
 
@@ -280,7 +282,7 @@ def test_the_fixture_was_made_with_these_settings(reference: dict[str, np.ndarra
 @pytest.mark.reference
 @pytest.mark.parametrize("batched", [False, True])
 def test_detections_match_the_reference_code(detector: RetinaFace, reference: dict[str, np.ndarray],
-                                             reference_inputs: list[tuple[str, np.ndarray]], batched: bool):
+                                             reference_inputs: list[tuple[str, np.ndarray]], maker, batched: bool):
     images = [im for _, im in reference_inputs]
     if batched:
         found = detector.detect_batch([im for im in images if im.shape == (250, 250, 3)], batch_size=3)
@@ -293,19 +295,19 @@ def test_detections_match_the_reference_code(detector: RetinaFace, reference: di
     for k, (name, _) in enumerate(reference_inputs):
         ref = Detections(reference[f"boxes_{k}"].astype(np.float64), reference[f"scores_{k}"].astype(np.float64),
                          reference[f"landmarks_{k}"].astype(np.float64))
-        assert_same_detections(found[k], ref, name)
+        assert_same_detections(found[k], ref, name, maker.match)
         assert np.all(np.diff(found[k].scores) <= 0), f"{name}: not sorted by score"
 
 
-def assert_same_detections(ours: Detections, ref: Detections, name: str) -> None:
+def assert_same_detections(ours: Detections, ref: Detections, name: str,
+                           match: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
     """Every detection of each side that scores clear of the 0.02 cut has its partner on the other side (the
-    nearest box, each partner once) within the tolerances; one within ``SCORE_TOLERANCE`` of the cut may be
-    missing from either side."""
+    nearest box by ``match``, the reference script's pairing; each partner once) within the tolerances; one
+    within ``SCORE_TOLERANCE`` of the cut may be missing from either side."""
     for a, b, side in ((ref, ours, "reference"), (ours, ref, "port")):
         clear = a.scores >= REFERENCE_CUT + SCORE_TOLERANCE
-        partner = np.abs(a.boxes[clear][:, None] - b.boxes[None]).max(axis=2).argmin(axis=1) if len(b.boxes) \
-            else np.zeros(0, dtype=int)
-        assert len(partner) == clear.sum(), f"{name}: no detections to match the {side}'s {clear.sum()} against"
+        assert len(b.boxes) or not clear.any(), f"{name}: no detections to match the {side}'s {clear.sum()} against"
+        partner = match(b.boxes, a.boxes[clear])
         assert len(set(partner.tolist())) == len(partner), f"{name}: two of the {side}'s detections share a partner"
         if not len(partner):
             continue
