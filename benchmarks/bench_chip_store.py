@@ -4,10 +4,10 @@
 
 Images: every k-th of LFW's deep-funneled images in path order (250x250 JPEGs
 of about 15 KB), given as a ``folder:`` dataset of symbolic links, with dlib's
-HOG detector (the default).  Per store (:mod:`fiqa_bench.chips`: ``raw``,
+HOG detector (the default).  Per store (:mod:`fiqa_bench.pipeline.chips`: ``raw``,
 ``webp``, ``none``) in a fresh cache of its own:
 
-* ``first pass``: :func:`fiqa_bench.pipeline.dataset_chips` of the first
+* ``first pass``: :func:`fiqa_bench.pipeline.embedding.dataset_chips` of the first
   template from a cold cache (hashing, detection, landmarks, cutting and
   keeping the chips; detection dominates), with ``--workers`` processes;
 * ``later templates``: the other templates, faces read from the cache;
@@ -32,10 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fiqa_bench.context import RunContext
+from fiqa_bench.pipeline.context import RunContext
 from fiqa_bench.data import load_dataset
-from fiqa_bench.paths import CHIP_STORES, default_data_root
-from fiqa_bench.pipeline import _KEY_MEMO, dataset_chips
+from fiqa_bench.pipeline.paths import CHIP_STORES, default_data_root
+from fiqa_bench.pipeline.embedding import _KEY_MEMO, dataset_chips
 
 
 def lfw_folder(root: Path, count: int, into: Path) -> Path:

@@ -34,7 +34,7 @@ def make_chips(n: int) -> np.ndarray:
     import dlib
     from PIL import Image
 
-    from fiqa_bench.paths import default_data_root, dlib_model_file
+    from fiqa_bench.pipeline.paths import default_data_root, dlib_model_file
 
     root = default_data_root() / "lfw" / "images_deepfunneled"
     files = sorted(root.glob("*/*.jpg"))
@@ -73,7 +73,7 @@ def main() -> None:
     import dlib
     import torch
 
-    from fiqa_bench.paths import dlib_model_file
+    from fiqa_bench.pipeline.paths import dlib_model_file
     from fiqa_bench.recognition.dlib_resnet import load_dlib_resnet
     from fiqa_bench.recognition.dlib_serialization import load_dlib_resnet_weights
 

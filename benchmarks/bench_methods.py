@@ -16,12 +16,12 @@ import argparse
 import time
 
 
-from fiqa_bench.context import RunContext
+from fiqa_bench.pipeline.context import RunContext
 from fiqa_bench.data import load_dataset
 from fiqa_bench.data.base import Dataset
-from fiqa_bench.method import METHODS, create_method, load_plugins
-from fiqa_bench.paths import default_data_root, resolve_cache_dir
-from fiqa_bench.pipeline import dataset_chips, dataset_landmarks
+from fiqa_bench.method import METHODS, create_method
+from fiqa_bench.pipeline.paths import default_data_root, resolve_cache_dir
+from fiqa_bench.pipeline.embedding import dataset_chips, dataset_landmarks
 
 
 def best_of(repeats: int, function) -> float:
@@ -38,7 +38,6 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    load_plugins()
     devtest = load_dataset("lfw", default_data_root(), "devtest")
     dataset = Dataset("lfw:devtest[:n]", devtest.root, devtest.samples[: args.images])
     context = RunContext(resolve_cache_dir(), progress=False)

@@ -47,7 +47,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fiqa_bench.context import RunContext
+from fiqa_bench.pipeline.context import RunContext
 from fiqa_bench.metrics import all_vs_all, edc_steps_from_samples, evrc  # noqa: E402
 
 FMRS = (1e-2, 1e-3, 1e-4)
@@ -69,12 +69,12 @@ def load_embeddings(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, s
     if args.cache_dir and not args.synthetic:
         try:
             from fiqa_bench.data import load_dataset
-            from fiqa_bench.pipeline import embed_dataset
+            from fiqa_bench.pipeline.embedding import embed_dataset
             from fiqa_bench.recognition import create_model
 
             root = Path(args.data_root) if args.data_root else None
             if root is None:
-                from fiqa_bench.paths import default_data_root
+                from fiqa_bench.pipeline.paths import default_data_root
 
                 root = default_data_root()
             ds = load_dataset("lfw", root, "all")
@@ -149,7 +149,7 @@ def machine() -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache-dir", help="fiqa-bench embedding cache holding LFW dlib-resnet embeddings")
-    ap.add_argument("--data-root", help="dataset root with lfw/ (default: fiqa_bench.paths.default_data_root())")
+    ap.add_argument("--data-root", help="dataset root with lfw/ (default: fiqa_bench.pipeline.paths.default_data_root())")
     ap.add_argument("--synthetic", action="store_true", help="use synthetic embeddings even if LFW is available")
     ap.add_argument("--skip-baseline", action="store_true", help="skip (b), the ~2 minute obvious loop")
     ap.add_argument("--edc-py", help="path to the reference edc.py for (c); skipped when absent")

@@ -1,7 +1,7 @@
 """Throughput of the PyTorch port of faceplugin's MobileFaceNet against onnxruntime, on the same LFW chips.
 
 On the first N aligned LFW devtest chips (``arcface112`` template, from the
-cache: :func:`fiqa_bench.pipeline.dataset_chips`; failed images left out) it
+cache: :func:`fiqa_bench.pipeline.embedding.dataset_chips`; failed images left out) it
 measures images/s, best of a few interleaved rounds, with 2 threads on each side:
 
 * the port (:func:`fiqa_bench.recognition.mobilefacenet.load_mobilefacenet`:
@@ -42,8 +42,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fiqa_bench.onnx_graph import read_onnx  # noqa: E402
-from fiqa_bench.protobuf_wire import LENGTH_DELIMITED, encode_field, iter_fields, text  # noqa: E402
+from fiqa_bench.formats.onnx_graph import read_onnx  # noqa: E402
+from fiqa_bench.formats.protobuf_wire import LENGTH_DELIMITED, encode_field, iter_fields, text  # noqa: E402
 
 BATCH_DIM = "N"
 
@@ -139,10 +139,10 @@ def flushed_copy(data: bytes, below: float) -> bytes:
 
 def lfw_chips(n: int) -> np.ndarray:
     """The first ``n`` LFW devtest images as ``arcface112`` chips (cached), failures left out."""
-    from fiqa_bench.context import RunContext
+    from fiqa_bench.pipeline.context import RunContext
     from fiqa_bench.data import Dataset, load_dataset
-    from fiqa_bench.paths import default_data_root, resolve_cache_dir
-    from fiqa_bench.pipeline import dataset_chips
+    from fiqa_bench.pipeline.paths import default_data_root, resolve_cache_dir
+    from fiqa_bench.pipeline.embedding import dataset_chips
 
     devtest = load_dataset("lfw", default_data_root(), "devtest")
     dataset = Dataset("lfw:devtest[:n]", devtest.root, devtest.samples[:n])

@@ -1,4 +1,4 @@
-"""Speed, memory and agreement of :func:`fiqa_bench.pseudo_labels.sdd_pseudo_labels`.
+"""Speed, memory and agreement of :func:`fiqa_bench.methods.sdd.labels.sdd_pseudo_labels`.
 
 Two Markdown tables:
 
@@ -58,7 +58,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fiqa_bench.pseudo_labels import sdd_pseudo_labels, synthetic_identity_embeddings  # noqa: E402
+from fiqa_bench.methods.sdd.labels import sdd_pseudo_labels, synthetic_identity_embeddings  # noqa: E402
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:

@@ -85,7 +85,7 @@ def main() -> None:
     from fiqa_bench.faces.align import AlignmentSettings, pick_central
     from fiqa_bench.faces.io import load_rgb
     from fiqa_bench.faces.retinaface import FACE_THRESHOLD, RetinaFace, central_face
-    from fiqa_bench.paths import default_data_root
+    from fiqa_bench.pipeline.paths import default_data_root
 
     paths = lfw_sample(default_data_root() / "lfw" / "images_deepfunneled", args.images)
     images = [load_rgb(p)[0] for p in paths]

@@ -7,7 +7,7 @@ peak memory is its own:
    known size ``sigma`` (uniform in [0.3, 4.0]: hard enough that genuine and impostor
    scores overlap, so the FNMR is not 0 and the AOC is defined), float32, L2-normalised;
    the "true" quality is ``-sigma``;
-2. SDD-FIQA pseudo-labels (:func:`fiqa_bench.pseudo_labels.sdd_pseudo_labels`,
+2. SDD-FIQA pseudo-labels (:func:`fiqa_bench.methods.sdd.labels.sdd_pseudo_labels`,
    m = 24, K = 12, seed 0) over all N;
 3. the comparisons of the EVRC study: every genuine pair (45 per identity,
    4.5 N) and 10 N impostor pairs drawn uniformly (seeded) and scored
@@ -85,7 +85,7 @@ def one_size(n: int) -> dict:
     """Run the four steps for ``n`` images in this process; returns timings and peak memory."""
     from fiqa_bench.metrics import comparisons_from_pairs, evrc
     from fiqa_bench.metrics.summaries import aoc_or_nan
-    from fiqa_bench.pseudo_labels import sdd_pseudo_labels
+    from fiqa_bench.methods.sdd.labels import sdd_pseudo_labels
 
     times = {}
     start = time.perf_counter()

@@ -140,7 +140,7 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help=f"write {FIXTURE}")
     args = parser.parse_args()
 
-    from fiqa_bench.paths import default_data_root, default_models_root
+    from fiqa_bench.pipeline.paths import default_data_root, default_models_root
 
     model_dir = default_models_root() / "lightqnet"
     lfw_images = default_data_root() / "lfw" / "images_deepfunneled"

@@ -22,11 +22,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_pseudo_labels import load_official, run_official, spearman  # noqa: E402
 
-from fiqa_bench.context import RunContext
+from fiqa_bench.pipeline.context import RunContext
 from fiqa_bench.data import load_dataset  # noqa: E402
-from fiqa_bench.paths import default_data_root, resolve_cache_dir  # noqa: E402
-from fiqa_bench.pipeline import embed_dataset  # noqa: E402
-from fiqa_bench.pseudo_labels import sdd_pseudo_labels  # noqa: E402
+from fiqa_bench.pipeline.paths import default_data_root, resolve_cache_dir  # noqa: E402
+from fiqa_bench.pipeline.embedding import embed_dataset  # noqa: E402
+from fiqa_bench.methods.sdd.labels import sdd_pseudo_labels  # noqa: E402
 from fiqa_bench.recognition import create_model  # noqa: E402
 
 

@@ -248,7 +248,7 @@ def main() -> None:
     import torch
 
     from fiqa_bench.faces.retinaface import SHA256, RetinaFace, weights_file
-    from fiqa_bench.paths import default_data_root
+    from fiqa_bench.pipeline.paths import default_data_root
 
     torch.set_num_threads(2)
     if not (args.reference / "detect.py").is_file():

@@ -17,12 +17,12 @@ import argparse
 import numpy as np
 from scipy.stats import spearmanr
 
-from fiqa_bench.context import RunContext
+from fiqa_bench.pipeline.context import RunContext
 from fiqa_bench.data import load_dataset
-from fiqa_bench.paths import default_data_root, resolve_cache_dir
-from fiqa_bench.pipeline import embed_dataset
-from fiqa_bench.pseudo_labels import sdd_pseudo_labels
-from fiqa_bench.quality_regression import TrainConfig, predict_head, train_head
+from fiqa_bench.pipeline.paths import default_data_root, resolve_cache_dir
+from fiqa_bench.pipeline.embedding import embed_dataset
+from fiqa_bench.methods.sdd.labels import sdd_pseudo_labels
+from fiqa_bench.method.training import TrainConfig, predict_head, train_head
 from fiqa_bench.recognition import create_model
 
 FRACTIONS = (0.125, 0.25, 0.5, 1.0)

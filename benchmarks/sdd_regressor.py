@@ -33,14 +33,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import spearmanr
 
-from fiqa_bench.context import RunContext
+from fiqa_bench.pipeline.context import RunContext
 from fiqa_bench.data import load_dataset
 from fiqa_bench.metrics import all_vs_all, evrc
 from fiqa_bench.metrics.summaries import aoc_or_nan
-from fiqa_bench.paths import default_data_root, resolve_cache_dir
-from fiqa_bench.pipeline import embed_dataset
-from fiqa_bench.pseudo_labels import VARIANTS, sdd_pseudo_labels
-from fiqa_bench.quality_regression import TrainConfig, predict_head, train_head
+from fiqa_bench.pipeline.paths import default_data_root, resolve_cache_dir
+from fiqa_bench.pipeline.embedding import embed_dataset
+from fiqa_bench.methods.sdd.labels import VARIANTS, sdd_pseudo_labels
+from fiqa_bench.method.training import TrainConfig, predict_head, train_head
 from fiqa_bench.recognition import create_model
 
 FMRS = (1e-2, 1e-3, 1e-4)

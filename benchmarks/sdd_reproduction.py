@@ -41,13 +41,13 @@ import numpy as np
 import torch
 from scipy.stats import pearsonr, spearmanr
 
-from fiqa_bench.context import RunContext
+from fiqa_bench.pipeline.context import RunContext
 from fiqa_bench.data import identity_subset, load_dataset
-from fiqa_bench.method import load_plugins
+
 from fiqa_bench.metrics import all_vs_all, evrc
 from fiqa_bench.metrics.summaries import aoc_or_nan
-from fiqa_bench.paths import default_data_root
-from fiqa_bench.pipeline import embed_dataset
+from fiqa_bench.pipeline.paths import default_data_root
+from fiqa_bench.pipeline.embedding import embed_dataset
 from fiqa_bench.recognition import create_model
 
 POLICIES, FMRS = ("recomputed", "fixed"), (1e-2, 1e-3)
@@ -71,8 +71,7 @@ def main() -> None:
     parser.add_argument("--against", type=Path, default=None, help="compare with this checkpoint, not the shipped one")
     parser.add_argument("--keep", type=Path, default=None, help="save the retrained checkpoint here")
     args = parser.parse_args()
-    load_plugins()
-    from fiqa_bench.learned import shipped_checkpoint, train_method
+    from fiqa_bench.method.learned import shipped_checkpoint, train_method
     from fiqa_bench.methods.sdd import SDDFIQA, SDDLabels
 
     root = default_data_root()

@@ -25,10 +25,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fiqa_bench.context import RunContext
+from fiqa_bench.pipeline.context import RunContext
 from fiqa_bench.data import Dataset, load_dataset
-from fiqa_bench.method import METHODS, create_method, load_plugins
-from fiqa_bench.paths import default_data_root, resolve_cache_dir
+from fiqa_bench.method import METHODS, create_method
+from fiqa_bench.pipeline.paths import default_data_root, resolve_cache_dir
 
 N_CHIPS = 64
 
@@ -44,7 +44,7 @@ def lfw_chips():  # noqa: ANN201 - (dataset, context, failed mask)
 
 
 def test_pseudo_labels_20k(benchmark):  # noqa: ANN001 - the pytest-benchmark fixture
-    from fiqa_bench.pseudo_labels import sdd_pseudo_labels
+    from fiqa_bench.methods.sdd.labels import sdd_pseudo_labels
 
     rng = np.random.default_rng(0)
     centres = np.repeat(rng.standard_normal((2000, 512)), 10, axis=0)
@@ -69,7 +69,7 @@ def test_evrc_4000_all_vs_all(benchmark):  # noqa: ANN001
 
 @pytest.mark.parametrize("model_name", ["dlib-resnet", "mobilefacenet-512"])
 def test_embedding_64_chips(benchmark, lfw_chips, model_name):  # noqa: ANN001
-    from fiqa_bench.pipeline import dataset_chips
+    from fiqa_bench.pipeline.embedding import dataset_chips
 
     dataset, context = lfw_chips
     context = context.for_model(model_name)
@@ -80,13 +80,12 @@ def test_embedding_64_chips(benchmark, lfw_chips, model_name):  # noqa: ANN001
 
 
 def _method_names() -> list[str]:
-    load_plugins()
     return METHODS.names()
 
 
 @pytest.mark.parametrize("name", _method_names())
 def test_scoring_64_chips(benchmark, lfw_chips, name):  # noqa: ANN001
-    from fiqa_bench.scoring import method_inputs
+    from fiqa_bench.pipeline.scoring import method_inputs
 
     dataset, context = lfw_chips
     method = create_method(name)
@@ -97,7 +96,7 @@ def test_scoring_64_chips(benchmark, lfw_chips, name):  # noqa: ANN001
         inputs = method_inputs(method.card.needs, dataset, context)[0]
         scores = benchmark.pedantic(lambda: method.score(inputs), rounds=3, iterations=1, warmup_rounds=1)
     else:  # what it reads (backbone, stages, embeddings) made from the chips, then its score: the real cost
-        from fiqa_bench.pipeline import dataset_chips
+        from fiqa_bench.pipeline.embedding import dataset_chips
 
         model = method.model if hasattr(method, "model") else context.model(method.card.needs.partition(":")[2])
         chips = dataset_chips(dataset, model.card.template, context)[0]

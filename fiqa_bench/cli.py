@@ -24,13 +24,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fiqa_bench.paths import CHIP_STORES, resolve_cache_dir, resolve_chip_store, resolve_data_root
+from fiqa_bench.pipeline.paths import CHIP_STORES, resolve_cache_dir, resolve_chip_store, resolve_data_root
 from fiqa_bench.registry import Registry, UnknownNameError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from fiqa_bench.context import RunContext
+    from fiqa_bench.pipeline.context import RunContext
     from fiqa_bench.data import Dataset
 
 
@@ -164,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _context(args: argparse.Namespace, model: str | None = None) -> RunContext:
     """The run context the common options describe; the face detector defaults to ``model``'s own."""
-    from fiqa_bench.context import RunContext, default_workers
+    from fiqa_bench.pipeline.context import RunContext, default_workers
     from fiqa_bench.faces.align import AlignmentSettings
 
     detector = args.detector
@@ -194,9 +194,9 @@ def _registry(what: str) -> Registry:
         from fiqa_bench.data import DATASETS
 
         return DATASETS
-    from fiqa_bench.method import METHODS, PROTOCOLS, load_plugins
+    from fiqa_bench.method import METHODS
+    from fiqa_bench.protocol import PROTOCOLS
 
-    load_plugins()
     return METHODS if what == "methods" else PROTOCOLS
 
 
@@ -222,7 +222,7 @@ def _say_dataset_notes(dataset: Dataset) -> None:
 def _image_counts(n_images: int, keys: Iterable[str], reasons: Iterable[str]) -> str:
     """``"N images (U unique files: K byte-identical copies, computed once)"`` (what the progress bars
     count) and how many were converted or too small when read."""
-    from fiqa_bench.pipeline import count_load_notes
+    from fiqa_bench.pipeline.embedding import count_load_notes
 
     unique = len(set(keys))
     copies = n_images - unique
@@ -233,7 +233,7 @@ def _image_counts(n_images: int, keys: Iterable[str], reasons: Iterable[str]) ->
 
 def _embeddings(args: argparse.Namespace):  # noqa: ANN202
     from fiqa_bench.data import load_dataset
-    from fiqa_bench.pipeline import embed_dataset
+    from fiqa_bench.pipeline.embedding import embed_dataset
 
     context = _context(args, f"{args.model}@{args.weights}" if args.weights else args.model)
     dataset = load_dataset(args.dataset, context.data_root, args.split)
@@ -302,9 +302,8 @@ def _options(pairs: list[str]) -> dict[str, str]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from fiqa_bench.data import load_dataset
-    from fiqa_bench.method import METHODS, TRAINERS, load_plugins
+    from fiqa_bench.method import METHODS, TRAINERS
 
-    load_plugins()
     method = METHODS.canonical(args.method)
     if method not in TRAINERS:
         raise ValueError(f"method {method!r} is not trained; trained methods: {', '.join(TRAINERS.names())}")
@@ -312,7 +311,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     for key in ("mode", "epochs", "schedule", "seed"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
-    from fiqa_bench.distributed import current, init_if_launched
+    from fiqa_bench.method.distributed import current, init_if_launched
 
     args.device = init_if_launched(args.device)  # under torchrun: one process of a group; rank 0 writes
     rank = current()[0]
@@ -334,8 +333,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     from fiqa_bench.data import load_dataset
     from fiqa_bench.method import create_method
-    from fiqa_bench.pipeline import count_fallbacks, hash_files
-    from fiqa_bench.scoring import UPSTREAM, score_dataset
+    from fiqa_bench.pipeline.embedding import count_fallbacks, hash_files
+    from fiqa_bench.pipeline.scoring import UPSTREAM, score_dataset
 
     start = time.perf_counter()
     method = create_method(args.method, args.weights, args.trained_on, _options(args.set))
@@ -356,8 +355,9 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from fiqa_bench.evaluation import StudyConfig
-    from fiqa_bench.method import PROTOCOLS, MethodSpec
+    from fiqa_bench.protocol.study import StudyConfig
+    from fiqa_bench.method import MethodSpec
+    from fiqa_bench.protocol import PROTOCOLS
 
     spec = MethodSpec.named(args.method, _options(args.set))
     protocol = PROTOCOLS.canonical(args.protocol)
@@ -375,8 +375,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from fiqa_bench.evaluation import StudyConfig
-    from fiqa_bench.method import PROTOCOLS, parse_methods
+    from fiqa_bench.protocol.study import StudyConfig
+    from fiqa_bench.method import parse_methods
+    from fiqa_bench.protocol import PROTOCOLS
 
     specs = parse_methods(args.methods)
     protocol = PROTOCOLS.canonical(args.protocol)
@@ -393,7 +394,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_paper(args: argparse.Namespace) -> int:
-    from fiqa_bench.evaluation import StudyConfig
+    from fiqa_bench.protocol.study import StudyConfig
     from fiqa_bench.protocols.paper import parse_items, regenerate
 
     items = parse_items(args.table, args.figure, args.all)

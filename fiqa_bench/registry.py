@@ -1,10 +1,13 @@
 """One registry type for everything the suite looks up by name.
 
-Methods, recognition models, datasets and protocols are each a
-:class:`Registry`.  An entry has a canonical name, optional aliases and a
-one-line description (shown by ``fiqa-bench list``).  Registering a name or
-alias twice is an error; looking up an unknown name raises
-:class:`UnknownNameError` with "did you mean" suggestions.
+Methods, protocols, datasets, recognition models and face detectors are
+each a :class:`Registry`, defined beside the contract of what it holds.  An
+entry has a canonical name, optional aliases and a one-line description
+(shown by ``fiqa-bench list``).  Registering a name or alias twice is an
+error; looking up an unknown name raises :class:`UnknownNameError` with
+"did you mean" suggestions.  A registry may name a *plugin package*: every
+module of it whose name does not start with ``_`` is imported the first time
+the registry is read, so adding an entry is adding a file there.
 
 Example:
     >>> animals = Registry("animal")
@@ -22,6 +25,8 @@ Example:
 from __future__ import annotations
 
 import difflib
+import importlib
+import pkgutil
 from dataclasses import dataclass, field
 from typing import Callable, Generic, Iterator, TypeVar
 
@@ -54,12 +59,29 @@ class Registry(Generic[T]):
 
     Args:
         kind: what the registry holds, used in messages ("method", "model").
+        plugins: a package whose modules register entries; they are imported on the first read.
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, plugins: str | None = None) -> None:
         self.kind = kind
+        self.plugins = plugins
         self._entries: dict[str, Entry[T]] = {}
         self._aliases: dict[str, str] = {}
+        self._loaded = plugins is None
+
+    def _load(self) -> None:
+        """Import every module of the plugin package once (each registers its entries with :meth:`add`)."""
+        if self._loaded:
+            return
+        self._loaded = True  # before importing: a plugin module may read the registry while it loads
+        try:
+            package = importlib.import_module(self.plugins)
+            for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+                if not info.name.startswith("_"):
+                    importlib.import_module(f"{self.plugins}.{info.name}")
+        except BaseException:
+            self._loaded = False
+            raise
 
     def add(self, name: str, obj: T, *, description: str, aliases: tuple[str, ...] = ()) -> T:
         """Register ``obj`` under ``name`` (and ``aliases``); returns ``obj``."""
@@ -87,6 +109,7 @@ class Registry(Generic[T]):
 
     def canonical(self, name: str) -> str:
         """The canonical name for ``name`` or one of its aliases."""
+        self._load()
         if name in self._entries:
             return name
         if name in self._aliases:
@@ -108,16 +131,21 @@ class Registry(Generic[T]):
 
     def entries(self) -> list[Entry[T]]:
         """All entries, sorted by name."""
+        self._load()
         return [self._entries[k] for k in sorted(self._entries)]
 
     def names(self) -> list[str]:
+        """The canonical names, sorted."""
+        self._load()
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:
+        self._load()
         return name in self._entries or name in self._aliases
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def __len__(self) -> int:
+        self._load()
         return len(self._entries)

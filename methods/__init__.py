@@ -28,10 +28,10 @@ with it)::
 rms-contrast --protocol lfw-devtest`` then work.  Constructor parameters
 become settings (``--set key=value``, converted to the annotated type);
 an untrained method refuses ``--weights``.  A learned method subclasses
-:class:`fiqa_bench.learned.LearnedQualityMethod` and names its
-:class:`~fiqa_bench.learned.Objective` (the labels it regresses, or its own
+:class:`fiqa_bench.method.learned.LearnedQualityMethod` and names its
+:class:`~fiqa_bench.method.learned.Objective` (the labels it regresses, or its own
 batches and loss; ``cr_fiqa.py`` is the shortest example), then registers
-with :func:`~fiqa_bench.learned.register_learned`: checkpoints, the shipped
+with :func:`~fiqa_bench.method.learned.register_learned`: checkpoints, the shipped
 cross-fitted models and ``fiqa-bench train --method <name>`` come with it.
 
 Files whose name starts with ``_`` are not imported.

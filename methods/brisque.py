@@ -29,9 +29,9 @@ import cv2
 import numpy as np
 
 from fiqa_bench.faces.templates import get_template
-from fiqa_bench.hashing import sha256_file
+from fiqa_bench.pipeline.hashing import sha256_file
 from fiqa_bench.method import METHODS, MethodCard, QualityMethod
-from fiqa_bench.paths import default_data_root
+from fiqa_bench.pipeline.paths import default_data_root
 
 MODEL_FILE, RANGE_FILE = "brisque_model_live.yml", "brisque_range_live.yml"
 

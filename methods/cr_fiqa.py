@@ -11,7 +11,7 @@ other class, is its quality.  With ``mu_c`` the centre of identity ``c``,
 The label is ``100 CR``; a head on the frozen recognition model's features
 learns to predict it (the paper trains the regression branch jointly with
 the recognition network, with a smooth-L1 loss; here the shared head
-machinery of :mod:`fiqa_bench.learned`, Huber loss).  The factor 100 puts
+machinery of :mod:`fiqa_bench.method.learned`, Huber loss).  The factor 100 puts
 the label on the scale of SDD-FIQA's 0-100 labels, for which the head's
 settings were chosen: on dlib-resnet CR itself varies by a standard
 deviation of only 0.005 around 0.5, and at that scale the weight decay
@@ -33,7 +33,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from fiqa_bench.learned import LearnedQualityMethod, RegressionObjective, TrainingSet, register_learned
+from fiqa_bench.method.learned import LearnedQualityMethod, RegressionObjective, TrainingSet, register_learned
 
 PAPER = ("F. Boutros, M. Fang, M. Klemt, B. Fu, N. Damer, CR-FIQA: Face Image Quality Assessment by Learning "
          "Sample Relative Classifiability, CVPR 2023")

@@ -18,7 +18,7 @@ model (FaceNet in the paper; here the deployed one); v1 averages the
 normalised labels of several models, ``l(x) = mean_M l_M(x)``, so the
 labels are less tied to one model's quirks (the paper fused three).  A head
 on the frozen recognition model's features regresses the labels
-(:mod:`fiqa_bench.learned`; the paper fine-tunes a ResNet-50).  Higher =
+(:mod:`fiqa_bench.method.learned`; the paper fine-tunes a ResNet-50).  Higher =
 better.  References, and identities with one image, get no label.
 
 **ICAO proxy.**  The papers chose the reference with a commercial ICAO
@@ -50,7 +50,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from fiqa_bench.learned import LearnedQualityMethod, RegressionObjective, TrainingSet, register_learned
+from fiqa_bench.method.learned import LearnedQualityMethod, RegressionObjective, TrainingSet, register_learned
 from fiqa_bench.methods.pose import frontal_residual
 from fiqa_bench.methods.sharpness import GREY_WEIGHTS, laplacian_variance
 

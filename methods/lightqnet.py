@@ -22,8 +22,8 @@ channels (dm100).  ``w`` is a 576 -> 1 linear layer.  Widths: ``dm100``
 the paper's 0.45 M), ``dm050`` (0.13 M) and ``dm025`` (0.05 M).  Native
 output: ``q`` in (0, 1), **higher is better**.
 
-The graph is read by :mod:`fiqa_bench.graphdef` and run by
-:class:`fiqa_bench.graphdef_torch.GraphModule` (PyTorch, batch norms folded
+The graph is read by :mod:`fiqa_bench.formats.graphdef` and run by
+:class:`fiqa_bench.formats.graphdef_torch.GraphModule` (PyTorch, batch norms folded
 into the convolutions), without TensorFlow.  Against TensorFlow's own run
 of the graph the outputs agree to about 3e-7 (``tests/test_lightqnet.py``;
 ``benchmarks/lightqnet_reference.py`` made the reference).  Each file's
@@ -55,10 +55,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from fiqa_bench.graphdef import parse_graphdef
-from fiqa_bench.graphdef_torch import GraphModule
+from fiqa_bench.formats.graphdef import parse_graphdef
+from fiqa_bench.formats.graphdef_torch import GraphModule
 from fiqa_bench.method import METHODS, MethodCard, QualityMethod
-from fiqa_bench.paths import default_models_root
+from fiqa_bench.pipeline.paths import default_models_root
 
 PAPER = ("K. Chen, T. Yi, Q. Lv, LightQNet: Lightweight Deep Face Quality Assessment for Risk-Controlled Face "
          "Recognition, IEEE Signal Processing Letters 28, 2021")

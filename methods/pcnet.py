@@ -12,7 +12,7 @@ A pair is only as comparable as its worse image, and the product lets
 either image pull the prediction down.  Per-image output: ``c(x)``, higher
 = better.  There is no public code; what is particular here: the head is
 the shared ensemble on the recognition model's frozen stage features
-(:mod:`fiqa_bench.learned`) with a sigmoid output; each epoch pairs every
+(:mod:`fiqa_bench.method.learned`) with a sigmoid output; each epoch pairs every
 image of an identity with two or more images with one of its mates drawn at
 random (so every image is seen once per epoch, and large identities do not
 dominate as they would with all pairs); the Huber loss with delta 1 on
@@ -29,8 +29,8 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from fiqa_bench.learned import Fitted, LearnedQualityMethod, Objective, TrainingSet, regression_spec, register_learned
-from fiqa_bench.quality_regression import Batch, TrainConfig, check_features, train_ensemble
+from fiqa_bench.method.learned import Fitted, LearnedQualityMethod, Objective, TrainingSet, regression_spec, register_learned
+from fiqa_bench.method.training import Batch, TrainConfig, check_features, train_ensemble
 
 PAPER = "W. Xie, J. Byrne, A. Zisserman, Inducing Predictive Uncertainty Estimation for Face Recognition, BMVC 2020"
 

@@ -36,8 +36,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from fiqa_bench.learned import HEADS, Fitted, LearnedQualityMethod, Objective, TrainingSet, register_learned
-from fiqa_bench.quality_regression import Batch, TrainConfig, check_features, fit_module, new_log
+from fiqa_bench.method.learned import HEADS, Fitted, LearnedQualityMethod, Objective, TrainingSet, register_learned
+from fiqa_bench.method.training import Batch, TrainConfig, check_features, fit_module, new_log
 
 PAPER = "Y. Shi, A. K. Jain, Probabilistic Face Embeddings, ICCV 2019"
 IMAGES_PER_IDENTITY = 4

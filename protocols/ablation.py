@@ -16,7 +16,7 @@ sensitivity to m and K (Fig. 7, Sec. 4.2.5).
   difference of each setting with m = 24, K = 12 (or K = 1 in the m sweep's panel: m = 24, K = 1).
 
 Heads that are not shipped are trained on first use and kept in the cache
-(:func:`fiqa_bench.learned.learned_checkpoint`), each with the shipped model's training configuration;
+(:func:`fiqa_bench.method.learned.learned_checkpoint`), each with the shipped model's training configuration;
 the provenance names each checkpoint by sha256.  On 2 cores a cold run trains 2 x (9 + 8 + 2) heads.
 """
 
@@ -30,11 +30,12 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from fiqa_bench.cache import write_text_atomic
-from fiqa_bench.context import RunContext
-from fiqa_bench.evaluation import StudyConfig
-from fiqa_bench.method import PROTOCOLS, MethodSpec, method_class
-from fiqa_bench.protocols._evrc import EVRCRun, context_say, run_provenance, write_run
+from fiqa_bench.pipeline.cache import write_text_atomic
+from fiqa_bench.pipeline.context import RunContext
+from fiqa_bench.protocol.study import StudyConfig
+from fiqa_bench.method import MethodSpec, method_class
+from fiqa_bench.protocol import PROTOCOLS
+from fiqa_bench.protocol.evrc import EVRCRun, context_say, run_provenance, write_run
 from fiqa_bench.protocols.lfw import LFW, LFWProtocol
 from fiqa_bench.report.plots import plot_sensitivity
 from fiqa_bench.report.provenance import provenance

@@ -34,8 +34,8 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from fiqa_bench.cache import write_text_atomic
-from fiqa_bench.context import RunContext
+from fiqa_bench.pipeline.cache import write_text_atomic
+from fiqa_bench.pipeline.context import RunContext
 from fiqa_bench.data import Dataset, DatasetError, load_dataset
 from fiqa_bench.data.attributes import (
     AttributeTable,
@@ -46,14 +46,15 @@ from fiqa_bench.data.attributes import (
     load_utkface_attributes,
 )
 from fiqa_bench.data.lfw import load_lfw
-from fiqa_bench.evaluation import StudyConfig
-from fiqa_bench.hashing import sha256_json
+from fiqa_bench.protocol.study import StudyConfig
+from fiqa_bench.pipeline.hashing import sha256_json
 from fiqa_bench.metrics import all_vs_all, threshold_at_fmr
 from fiqa_bench.metrics.bias import group_distributions, group_error_rates, pairwise_group_tests
 from fiqa_bench.metrics.discard import DEFAULT_DISCARD_FRACTIONS
-from fiqa_bench.method import PROTOCOLS, MethodSpec
-from fiqa_bench.pipeline import embed_dataset
-from fiqa_bench.protocols._evrc import OneOrSeveral, Scoring, context_say, entries, file_name, score_spec
+from fiqa_bench.method import MethodSpec
+from fiqa_bench.protocol import PROTOCOLS
+from fiqa_bench.pipeline.embedding import embed_dataset
+from fiqa_bench.protocol.evrc import OneOrSeveral, Scoring, context_say, entries, file_name, score_spec
 from fiqa_bench.protocols.lfw import LFW
 from fiqa_bench.report.plots import plot_group_distributions, plot_group_errors
 from fiqa_bench.report.provenance import provenance

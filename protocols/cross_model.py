@@ -28,11 +28,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fiqa_bench.cache import write_text_atomic
-from fiqa_bench.context import RunContext
-from fiqa_bench.evaluation import StudyConfig
-from fiqa_bench.method import PROTOCOLS, MethodSpec
-from fiqa_bench.protocols._evrc import OneOrSeveral, EVRCRun, context_say, file_name, run_provenance, write_run
+from fiqa_bench.pipeline.cache import write_text_atomic
+from fiqa_bench.pipeline.context import RunContext
+from fiqa_bench.protocol.study import StudyConfig
+from fiqa_bench.method import MethodSpec
+from fiqa_bench.protocol import PROTOCOLS
+from fiqa_bench.protocol.evrc import OneOrSeveral, EVRCRun, context_say, file_name, run_provenance, write_run
 from fiqa_bench.protocols.lfw import LFW, LFWProtocol
 from fiqa_bench.report.provenance import provenance
 from fiqa_bench.report.tables import aoc_table

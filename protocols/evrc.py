@@ -5,11 +5,11 @@ registered dataset, ``fiqa-bench list datasets``) embeds every image with the
 deployed model, compares all against all (genuine = same identity label),
 and reports the EVRC at FMR 1e-2/1e-3/1e-4 under both threshold policies,
 the paper-compatible AOC (SDD-FIQA Eq. 13) with identity-bootstrap intervals
-and the random band, exactly as ``lfw`` does (:mod:`fiqa_bench.protocols._evrc`).
+and the random band, exactly as ``lfw`` does (:mod:`fiqa_bench.protocol.evrc`).
 
 No cross-fitting is possible on a dataset the shipped models never saw: a
 trained method scores every image with its shipped model trained on LFW's
-peopleDevTrain (:data:`fiqa_bench.learned.DEFAULT_TRAINED_ON`), and the
+peopleDevTrain (:data:`fiqa_bench.method.learned.DEFAULT_TRAINED_ON`), and the
 table and provenance say so.  The result is a fair test only if the dataset's
 people are not among those 4,038 LFW people; for LFW itself use ``--protocol
 lfw``, which cross-fits (this protocol refuses LFW).
@@ -26,12 +26,13 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from fiqa_bench.context import RunContext
+from fiqa_bench.pipeline.context import RunContext
 from fiqa_bench.data import Dataset, DatasetError, load_dataset
-from fiqa_bench.evaluation import StudyConfig
-from fiqa_bench.learned import DEFAULT_TRAINED_ON
-from fiqa_bench.method import PROTOCOLS, MethodSpec
-from fiqa_bench.protocols._evrc import OneOrSeveral, Scoring, evaluate
+from fiqa_bench.protocol.study import StudyConfig
+from fiqa_bench.method.learned import DEFAULT_TRAINED_ON
+from fiqa_bench.method import MethodSpec
+from fiqa_bench.protocol import PROTOCOLS
+from fiqa_bench.protocol.evrc import OneOrSeveral, Scoring, evaluate
 
 
 def checked_dataset(spec: str | None, context: RunContext) -> Dataset:

@@ -21,7 +21,7 @@ the paper's cross-model setting (Sec. 4.2.2, Tables 3 and 4) for that one
 direction; the ``cross-model`` protocol runs every direction in one table.
 
 ``run`` evaluates one method and writes a results folder (see
-:mod:`fiqa_bench.protocols._evrc`): ``table.md`` (Table 1 layout),
+:mod:`fiqa_bench.protocol.evrc`): ``table.md`` (Table 1 layout),
 ``evrc-recomputed.png`` and ``evrc-fixed.png`` (Fig. 4 layout),
 ``scores.csv``, ``study.json`` and ``provenance.json``.  ``compare``
 evaluates several on the same embeddings, comparisons, random band and
@@ -38,12 +38,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from fiqa_bench.context import RunContext
+from fiqa_bench.pipeline.context import RunContext
 from fiqa_bench.data import DatasetError
 from fiqa_bench.data.lfw import load_lfw
-from fiqa_bench.evaluation import StudyConfig
-from fiqa_bench.method import PROTOCOLS, MethodSpec
-from fiqa_bench.protocols._evrc import OneOrSeveral, EVRCRun, Scoring, evaluate, study
+from fiqa_bench.protocol.study import StudyConfig
+from fiqa_bench.method import MethodSpec
+from fiqa_bench.protocol import PROTOCOLS
+from fiqa_bench.protocol.evrc import OneOrSeveral, EVRCRun, Scoring, evaluate, study
 
 #: split scored -> the View 1 split its scoring model was trained on.
 CROSS_FIT = {"devtest": "lfw:devtrain", "devtrain": "lfw:devtest"}

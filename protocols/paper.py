@@ -38,11 +38,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fiqa_bench.cache import write_text_atomic
-from fiqa_bench.context import RunContext
-from fiqa_bench.evaluation import StudyConfig
-from fiqa_bench.method import MethodSpec, load_plugins
-from fiqa_bench.protocols._evrc import context_say, file_name
+from fiqa_bench.pipeline.cache import write_text_atomic
+from fiqa_bench.pipeline.context import RunContext
+from fiqa_bench.protocol.study import StudyConfig
+from fiqa_bench.method import MethodSpec
+from fiqa_bench.protocol.evrc import context_say, file_name
 from fiqa_bench.report.provenance import provenance
 
 #: The paper's rows -> our registered method (None: not registered, with the reason).
@@ -99,7 +99,6 @@ class PaperRun:
 def regenerate(items: list[str], *, context: RunContext, out_dir: Path, models: tuple[str, str] = (
         "dlib-resnet", "mobilefacenet-512"), config: StudyConfig = StudyConfig()) -> Path:
     """Regenerate ``items`` into ``out_dir``; returns it.  See the module docstring."""
-    load_plugins()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     run = PaperRun(context, out_dir, models, config)

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fiqa_bench.context import RunContext
-from fiqa_bench.paths import CHIP_STORE_ENV, default_data_root
+from fiqa_bench.pipeline.context import RunContext
+from fiqa_bench.pipeline.paths import CHIP_STORE_ENV, default_data_root
 
 
 @pytest.fixture(autouse=True)
@@ -99,7 +99,7 @@ def lfw_devtest_cache(lfw_root: Path, tmp_path_factory: pytest.TempPathFactory) 
     the tests that need real LFW numbers.
     """
     from fiqa_bench.data import load_dataset
-    from fiqa_bench.pipeline import embed_dataset
+    from fiqa_bench.pipeline.embedding import embed_dataset
     from fiqa_bench.recognition import create_model
 
     cache = tmp_path_factory.mktemp("lfw-devtest-cache")
@@ -120,7 +120,7 @@ def lfw_heldout(lfw_root: Path, tmp_path_factory: pytest.TempPathFactory):
     dlib-resnet embeddings and stage features.  Returns ``(dataset, cache)``.
     """
     from fiqa_bench.data import identity_subset, load_dataset
-    from fiqa_bench.pipeline import embed_dataset
+    from fiqa_bench.pipeline.embedding import embed_dataset
     from fiqa_bench.recognition import create_model
 
     cache = tmp_path_factory.mktemp("lfw-heldout-cache")

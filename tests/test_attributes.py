@@ -20,7 +20,7 @@ from fiqa_bench.data.attributes import (
     load_utkface_attributes,
     parse_utkface_name,
 )
-from fiqa_bench.paths import default_data_root
+from fiqa_bench.pipeline.paths import default_data_root
 
 # --------------------------------------------------------------------------- UTKFace
 

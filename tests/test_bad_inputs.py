@@ -22,15 +22,15 @@ import pytest
 from PIL import Image
 
 from conftest import random_texture
-from fiqa_bench import pipeline
+from fiqa_bench.pipeline import embedding as pipeline
 from fiqa_bench.cli import main
-from fiqa_bench.context import RunContext
+from fiqa_bench.pipeline.context import RunContext
 from fiqa_bench.data import DatasetError, load_dataset
 from fiqa_bench.faces import batch
 from fiqa_bench.faces.io import DETECTABLE_SIDE, ImageLoadError, is_load_note, load_rgb
 from fiqa_bench.method import MethodCard, QualityMethod
-from fiqa_bench.pipeline import Embeddings, hash_files
-from fiqa_bench.scoring import csv_text, score_dataset
+from fiqa_bench.pipeline.embedding import Embeddings, hash_files
+from fiqa_bench.pipeline.scoring import csv_text, score_dataset
 
 SMALL_NOTE = f"8x8 px, below the {DETECTABLE_SIDE} px a face detector can use"
 NO_FACE = "no face detected: fallback box"

@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fiqa_bench.cache import KeyedStore
+from fiqa_bench.pipeline.cache import KeyedStore
 
 
 def test_put_get_across_shards_and_reopen(tmp_path: Path):
@@ -31,7 +31,7 @@ def test_errors_and_no_partial_files(tmp_path: Path):
 
 
 def test_step_store_keeps_finished_steps_per_context(tmp_path: Path):
-    from fiqa_bench.cache import StepStore
+    from fiqa_bench.pipeline.cache import StepStore
 
     store = StepStore(tmp_path / "steps", "context-a")
     assert store.get("seed-0") is None
@@ -48,7 +48,7 @@ def test_step_store_keeps_finished_steps_per_context(tmp_path: Path):
 
 
 def test_atomic_write_replaces_whole_or_not_at_all(tmp_path: Path):
-    from fiqa_bench.cache import atomic_write
+    from fiqa_bench.pipeline.cache import atomic_write
 
     target = tmp_path / "sub" / "out.csv"
     with atomic_write(target) as fh:
@@ -103,7 +103,7 @@ def test_an_unreadable_shard_is_set_aside_and_its_keys_recomputed(tmp_path: Path
 
 
 def test_step_store_first_writer_wins_and_clears_temporaries(tmp_path: Path):
-    from fiqa_bench.cache import StepStore
+    from fiqa_bench.pipeline.cache import StepStore
 
     one, two = StepStore(tmp_path, "ctx"), StepStore(tmp_path, "ctx")
     left = tmp_path / f".{one._path('s').name}.{'1' * 32}.tmp"
@@ -117,7 +117,7 @@ def test_step_store_first_writer_wins_and_clears_temporaries(tmp_path: Path):
 
 
 def test_remove_temporaries_only_of_the_names_given(tmp_path: Path):
-    from fiqa_bench.cache import remove_temporaries
+    from fiqa_bench.pipeline.cache import remove_temporaries
 
     hexes = "a" * 32
     for name in (f".table.md.{hexes}.tmp", f".study.json.{hexes}.tmp", ".notes.tmp", "table.md"):

@@ -14,15 +14,15 @@ import pytest
 from PIL import Image
 
 from conftest import random_texture
-from fiqa_bench import chips as chip_stores
-from fiqa_bench.cache import KeyedStore
+from fiqa_bench.pipeline import chips as chip_stores
+from fiqa_bench.pipeline.cache import KeyedStore
 from fiqa_bench.cli import main
-from fiqa_bench.context import RunContext
+from fiqa_bench.pipeline.context import RunContext
 from fiqa_bench.data import load_dataset
 from fiqa_bench.faces.align import AlignmentSettings
 from fiqa_bench.faces.templates import get_template
-from fiqa_bench.paths import CHIP_STORE_ENV, CHIP_STORES, resolve_chip_store
-from fiqa_bench.pipeline import dataset_chips, embed_dataset, ensure_chips, hash_files
+from fiqa_bench.pipeline.paths import CHIP_STORE_ENV, CHIP_STORES, resolve_chip_store
+from fiqa_bench.pipeline.embedding import dataset_chips, embed_dataset, ensure_chips, hash_files
 from fiqa_bench.recognition import create_model
 
 

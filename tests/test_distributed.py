@@ -1,6 +1,6 @@
 """Sharding over processes with torch.distributed: two CPU processes (torchrun, gloo) against one.
 
-What must hold (see :mod:`fiqa_bench.distributed`):
+What must hold (see :mod:`fiqa_bench.method.distributed`):
 
 * embeddings: bit for bit those of ``embed_dataset`` in one process, on a
   shared cache and on one cache per process;
@@ -30,7 +30,7 @@ import torch
 from threadpoolctl import threadpool_limits
 from torch import nn
 
-from fiqa_bench.distributed import (
+from fiqa_bench.method.distributed import (
     _BatchShardDropout,
     current,
     gather_rows,
@@ -38,8 +38,8 @@ from fiqa_bench.distributed import (
     shard_range,
     sharded_dropout,
 )
-from fiqa_bench.pseudo_labels import sdd_pseudo_labels, synthetic_identity_embeddings
-from fiqa_bench.quality_regression import TrainConfig, predict_head, train_head
+from fiqa_bench.methods.sdd.labels import sdd_pseudo_labels, synthetic_identity_embeddings
+from fiqa_bench.method.training import TrainConfig, predict_head, train_head
 
 WORLD = 2
 #: Images per embedding chunk in these tests (pipeline.CHUNK is 512): several chunks per process.
@@ -48,7 +48,7 @@ TEST_CHUNK = 8
 #: Measured here: 3e-8 (parameters) and 0 (predictions) after these 20 steps; the bounds leave room
 #: for the order in which the per-sample gradients are summed (within each process's slice, then
 #: across processes), which is all that differs.  The difference grows with training (module docstring
-#: of fiqa_bench.distributed: 0.7 of 100 at the most after 30 epochs of five heads).
+#: of fiqa_bench.method.distributed: 0.7 of 100 at the most after 30 epochs of five heads).
 PARAM_TOL = 1e-5
 PREDICTION_TOL = 1e-4
 PEOPLE = ["Colin_Powell", "Tony_Blair", "Donald_Rumsfeld", "Gerhard_Schroeder", "George_W_Bush"]
@@ -107,7 +107,7 @@ def cli_train_options(data: Path, cache: Path, out: Path) -> list[str]:
 
 
 def context(cache: Path):  # noqa: ANN201 - a RunContext
-    from fiqa_bench.context import RunContext
+    from fiqa_bench.pipeline.context import RunContext
 
     return RunContext(cache_dir=cache, workers=1, progress=False)
 
@@ -117,8 +117,8 @@ def context(cache: Path):  # noqa: ANN201 - a RunContext
 
 def worker(out: Path, data: Path | None) -> None:
     """Compute everything under the process group; save it as ``out/rank<R>.npz``."""
-    from fiqa_bench import pipeline
-    from fiqa_bench.distributed import barrier, embed_dataset_distributed
+    from fiqa_bench.pipeline import embedding as pipeline
+    from fiqa_bench.method.distributed import barrier, embed_dataset_distributed
     from fiqa_bench.recognition import create_model
 
     rank, world = init_from_env(cuda=False)
@@ -171,7 +171,7 @@ def run_two_processes(out: Path, data: Path | None, lfw_root: Path | None) -> li
 @pytest.fixture(scope="module")
 def two(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict], Path | None]:
     """What the two processes computed, and the image folder (None without real LFW)."""
-    from fiqa_bench.paths import default_data_root
+    from fiqa_bench.pipeline.paths import default_data_root
 
     lfw_root = default_data_root()
     have_lfw = (lfw_root / "lfw" / "images_deepfunneled").is_dir()
@@ -221,7 +221,7 @@ def test_embeddings_bitwise_equal_one_process(two: tuple[list[dict], Path | None
     ranks, data = two
     if data is None:
         pytest.skip("real LFW not found (set FIQA_BENCH_DATA)")
-    from fiqa_bench import pipeline
+    from fiqa_bench.pipeline import embedding as pipeline
     from fiqa_bench.recognition import create_model
 
     monkeypatch.setattr(pipeline, "CHUNK", TEST_CHUNK)
@@ -246,7 +246,7 @@ def test_cli_train_under_torchrun(two: tuple[list[dict], Path | None], tmp_path:
     ranks, data = two
     if data is None:
         pytest.skip("real LFW not found (set FIQA_BENCH_DATA)")
-    from fiqa_bench import pipeline
+    from fiqa_bench.pipeline import embedding as pipeline
     from fiqa_bench.cli import main
 
     monkeypatch.setattr(pipeline, "CHUNK", TEST_CHUNK)  # as in the processes: the same batches, bit for bit

@@ -32,7 +32,7 @@ MODEL_NAME = "dlib_face_recognition_resnet_model_v1.dat"
 
 
 def _model_path() -> Path:
-    from fiqa_bench.paths import dlib_model_file
+    from fiqa_bench.pipeline.paths import dlib_model_file
 
     try:
         return dlib_model_file(MODEL_NAME)
@@ -292,7 +292,7 @@ def test_port_matches_dlib_on_lfw_chips() -> None:
     dlib = pytest.importorskip("dlib")
     from PIL import Image
 
-    from fiqa_bench.paths import default_data_root, dlib_model_file
+    from fiqa_bench.pipeline.paths import default_data_root, dlib_model_file
 
     root = default_data_root() / "lfw" / "images_deepfunneled"
     if not root.is_dir():

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from fiqa_bench.evaluation import StudyConfig, run_studies, run_study
+from fiqa_bench.protocol.study import StudyConfig, run_studies, run_study
 from fiqa_bench.report.tables import studies_markdown
 
 
@@ -65,7 +65,7 @@ def test_nan_qualities_are_counted_and_failed_embeddings_refused():
 
 
 def test_checkpointed_study_resumes_after_an_interruption_with_identical_results(tmp_path, monkeypatch):
-    from fiqa_bench import evaluation
+    from fiqa_bench.protocol import study as evaluation
 
     emb, ids, sigma = synthetic(3, people=40, per_person=10)
     config = StudyConfig(fmrs=(1e-2, 1e-3), random_seeds=3, n_boot=5)
@@ -98,7 +98,7 @@ def test_checkpointed_study_resumes_after_an_interruption_with_identical_results
 
 
 def test_bootstrap_checkpointed_in_steps_gives_the_same_study(tmp_path, monkeypatch):
-    from fiqa_bench import evaluation
+    from fiqa_bench.protocol import study as evaluation
 
     emb, ids, sigma = synthetic(4, people=30, per_person=8)
     config = StudyConfig(fmrs=(1e-2,), random_seeds=2, n_boot=5)
@@ -122,7 +122,7 @@ def test_bootstrap_checkpointed_in_steps_gives_the_same_study(tmp_path, monkeypa
 
 
 def test_several_measures_share_replicates_and_say_which_beats_which():
-    from fiqa_bench.evaluation import run_studies
+    from fiqa_bench.protocol.study import run_studies
     from fiqa_bench.metrics import all_vs_all, bootstrap_difference
 
     emb, ids, sigma = synthetic(5, people=40, per_person=10)

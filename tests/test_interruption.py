@@ -365,7 +365,7 @@ def test_changed_user_checkpoint_at_the_same_path_is_scored_anew(few_faces: Path
     """A trained method's scores are keyed by its checkpoint's sha256, not by its path."""
     import torch
 
-    from fiqa_bench.learned import shipped_checkpoint
+    from fiqa_bench.method.learned import shipped_checkpoint
 
     payload = torch.load(shipped_checkpoint("sdd", "lfw:devtrain"), map_location="cpu", weights_only=True)
     user = tmp_path / "mine" / "sdd-user.pt"

@@ -14,11 +14,10 @@ import pytest
 import torch
 
 from fiqa_bench.cli import main
-from fiqa_bench.hashing import sha256_file
-from fiqa_bench.method import METHODS, TRAINERS, create_method, load_plugins
+from fiqa_bench.pipeline.hashing import sha256_file
+from fiqa_bench.method import METHODS, TRAINERS, create_method
 
-load_plugins()
-from fiqa_bench.learned import LearnedQualityMethod, shipped_checkpoint, weights_dir  # noqa: E402
+from fiqa_bench.method.learned import LearnedQualityMethod, shipped_checkpoint, weights_dir  # noqa: E402
 from fiqa_bench.methods.cr_fiqa import certainty_ratios  # noqa: E402
 from fiqa_bench.methods.faceqnet import (  # noqa: E402
     icao_proxy,
@@ -216,7 +215,7 @@ def test_methods_read_a_users_model_by_reference(small_folder: Path, tmp_path: P
 
 
 def test_a_checkpoint_that_differs_from_its_training_record_is_refused(tmp_path: Path):
-    from fiqa_bench.learned import shipped_checkpoint
+    from fiqa_bench.method.learned import shipped_checkpoint
 
     shipped = shipped_checkpoint("sdd", "lfw:devtrain")
     copy = tmp_path / shipped.name

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fiqa_bench.context import RunContext
+from fiqa_bench.pipeline.context import RunContext
 from fiqa_bench.data import load_dataset
 from fiqa_bench.metrics.verification import best_threshold_accuracy
-from fiqa_bench.pipeline import embed_dataset
+from fiqa_bench.pipeline.embedding import embed_dataset
 from fiqa_bench.recognition import create_model
 
 

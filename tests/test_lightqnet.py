@@ -35,11 +35,11 @@ import pytest
 import torch
 
 from fiqa_bench.faces.templates import DLIB_5_POINTS, LIGHTQNET_POINTS, get_template
-from fiqa_bench.graphdef import DType, GraphDefError, Node, parse_graphdef, read_varint, signed64
-from fiqa_bench.graphdef_torch import GraphModule, TFConv2d, conv_weight_from_tf, tf_same_padding
+from fiqa_bench.formats.graphdef import DType, GraphDefError, Node, parse_graphdef, read_varint, signed64
+from fiqa_bench.formats.graphdef_torch import GraphModule, TFConv2d, conv_weight_from_tf, tf_same_padding
 from fiqa_bench.methods.lightqnet import SHA256, LightQNet, model_file, network_input
-from fiqa_bench.paths import default_models_root
-from fiqa_bench.protobuf_wire import encode_varint
+from fiqa_bench.pipeline.paths import default_models_root
+from fiqa_bench.formats.protobuf_wire import encode_varint
 
 REFERENCE = Path(__file__).parent / "data" / "lightqnet_reference.npz"
 TOLERANCE = 1e-5
@@ -378,7 +378,7 @@ def test_port_matches_tensorflow_on_synthetic_chips(width: str, networks: dict[s
 
 
 def test_folding_batch_norm_changes_nothing_that_matters(networks: dict[str, LightQNet], lightqnet_dir: Path):
-    from fiqa_bench.graphdef import read_graphdef
+    from fiqa_bench.formats.graphdef import read_graphdef
 
     x = torch.from_numpy(network_input(np.random.default_rng(3).integers(0, 256, (8, 96, 96, 3), dtype=np.uint8)))
     plain = GraphModule(read_graphdef(lightqnet_dir / "lightqnet-dm100.pb"), "input", "confidence_st",

@@ -10,13 +10,12 @@ import pytest
 import torch
 
 from conftest import random_texture
-from fiqa_bench.context import RunContext
+from fiqa_bench.pipeline.context import RunContext
 from fiqa_bench.data import identity_subset, load_dataset
 from fiqa_bench.faces.templates import DLIB_5_POINTS
-from fiqa_bench.method import create_method, load_plugins
-from fiqa_bench.pipeline import dataset_chips
+from fiqa_bench.method import create_method
+from fiqa_bench.pipeline.embedding import dataset_chips
 
-load_plugins()
 from fiqa_bench.methods.brisque import brisque_files  # noqa: E402
 from fiqa_bench.methods.pose import frontal_residual  # noqa: E402
 from fiqa_bench.methods.serfiq import stochastic_robustness  # noqa: E402

@@ -9,7 +9,7 @@ other being recorded: the person editing a method must decide whether the
 change can alter a score (then bump ``version``) or not (then only record the
 new hash).  Record with ``python tests/test_method_versions.py --record``.
 
-Scope: the method's own file.  Shared code (the pipeline, the recognition
+Scope: the method's own file (or its package's files, for a method that is a folder).  Shared code (the pipeline, the recognition
 models, the regression heads) is covered by the model fingerprints, the
 checkpoint digests and the alignment settings in the other cache keys, not by
 this record.
@@ -23,22 +23,31 @@ import json
 import sys
 from pathlib import Path
 
-from fiqa_bench.method import METHODS, load_plugins, method_class
+from fiqa_bench.method import METHODS, method_class
 
 RECORD = Path(__file__).parent / "data" / "method_versions.json"
 REPO = Path(__file__).resolve().parents[1]
 
 
+def source_digest(source: Path) -> str:
+    """sha256 of the method's file, or, for a method that is a package (``methods/sdd/``), of every
+    ``.py`` file of the package in name order (its labeller is as much the method as its class)."""
+    if source.name != "__init__.py":
+        return hashlib.sha256(source.read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    for path in sorted(source.parent.rglob("*.py")):
+        digest.update(path.relative_to(source.parent).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def current() -> dict[str, dict[str, object]]:
     """Per registered method: its card's version and its defining file (relative path, sha256)."""
-    load_plugins()
     out = {}
     for name in METHODS.names():
         cls = method_class(name)
         source = Path(inspect.getsourcefile(cls)).resolve()
         shown = source.relative_to(REPO) if source.is_relative_to(REPO) else Path("fiqa_bench/methods") / source.name
-        out[name] = {"version": cls.version, "file": shown.as_posix(),
-                     "sha256": hashlib.sha256(source.read_bytes()).hexdigest()}
+        out[name] = {"version": cls.version, "file": shown.as_posix(), "sha256": source_digest(source)}
     return out
 
 

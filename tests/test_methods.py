@@ -24,16 +24,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fiqa_bench.context import RunContext
+from fiqa_bench.pipeline.context import RunContext
 import fiqa_bench.method as method_module
 from fiqa_bench.cli import main
 from fiqa_bench.data import load_dataset
-from fiqa_bench.evaluation import StudyConfig
-from fiqa_bench.method import METHODS, PROTOCOLS, create_method, load_plugins
+from fiqa_bench.protocol.study import StudyConfig
+from fiqa_bench.method import METHODS, create_method
+from fiqa_bench.protocol import PROTOCOLS
 from fiqa_bench.registry import Registry
-from fiqa_bench.scoring import method_inputs, score_dataset
+from fiqa_bench.pipeline.scoring import method_inputs, score_dataset
 
-load_plugins()
 METHOD_NAMES = METHODS.names()
 PEOPLE = ["Colin_Powell", "Tony_Blair", "Donald_Rumsfeld", "Gerhard_Schroeder", "Ariel_Sharon", "Hugo_Chavez"]
 DEGRADATIONS = ("blurred", "noised", "squeezed")

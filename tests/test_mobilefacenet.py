@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 import torch
 
-from fiqa_bench.onnx_graph import OnnxError, parse_model, read_onnx
-from fiqa_bench.protobuf_wire import (
+from fiqa_bench.formats.onnx_graph import OnnxError, parse_model, read_onnx
+from fiqa_bench.formats.protobuf_wire import (
     FIXED32,
     LENGTH_DELIMITED,
     VARINT,
@@ -44,7 +44,7 @@ from fiqa_bench.recognition.mobilefacenet import (
     load_mobilefacenet,
     onnx_state_dict,
 )
-from fiqa_bench.paths import default_models_root
+from fiqa_bench.pipeline.paths import default_models_root
 
 N_CHIPS = 200
 
@@ -384,9 +384,9 @@ def test_a_user_file_of_the_same_architecture_loads(model, model_bytes: bytes, t
 @pytest.mark.slow
 def test_port_matches_onnxruntime_on_lfw_chips(model_path: Path, lfw_root: Path, tmp_path: Path):
     ort = pytest.importorskip("onnxruntime")
-    from fiqa_bench.context import RunContext
+    from fiqa_bench.pipeline.context import RunContext
     from fiqa_bench.data import Dataset, load_dataset
-    from fiqa_bench.pipeline import dataset_chips
+    from fiqa_bench.pipeline.embedding import dataset_chips
 
     lfw = load_dataset("lfw", lfw_root, "all")
     picked = lfw.samples[:: len(lfw) // N_CHIPS][:N_CHIPS]  # every k-th image: spread over the alphabet

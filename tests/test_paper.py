@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fiqa_bench.paths import default_data_root
+from fiqa_bench.pipeline.paths import default_data_root
 from fiqa_bench.protocols.paper import ITEMS, PAPER_METHODS, _aoc_rows, aoc_table_markdown, parse_items, published
 
 

@@ -11,12 +11,12 @@ import torch
 from PIL import Image
 
 from conftest import random_texture
-from fiqa_bench.context import RunContext
-from fiqa_bench import pipeline
+from fiqa_bench.pipeline.context import RunContext
+from fiqa_bench.pipeline import embedding as pipeline
 from fiqa_bench.faces import batch
 from fiqa_bench.cli import main
 from fiqa_bench.data import load_dataset
-from fiqa_bench.pipeline import Embeddings, embed_dataset
+from fiqa_bench.pipeline.embedding import Embeddings, embed_dataset
 from fiqa_bench.recognition import create_model
 
 LFW_PICKS = {"Aaron_Eckhart": ["Aaron_Eckhart_0001.jpg"],
@@ -172,8 +172,8 @@ def test_cli_list_models(capsys: pytest.CaptureFixture):
 
 def test_chips_carry_the_upstream_reason_to_chip_reading_methods(messy_folder: Path, tmp_path: Path):
     from fiqa_bench.method import MethodCard, QualityMethod
-    from fiqa_bench.pipeline import dataset_chips
-    from fiqa_bench.scoring import score_dataset
+    from fiqa_bench.pipeline.embedding import dataset_chips
+    from fiqa_bench.pipeline.scoring import score_dataset
 
     dataset = load_dataset(f"folder:{messy_folder}", tmp_path)
     chips, failed, reasons = dataset_chips(dataset, "dlib150", RunContext(tmp_path / "cache", workers=1, progress=False))
@@ -205,7 +205,7 @@ def test_chips_carry_the_upstream_reason_to_chip_reading_methods(messy_folder: P
 
 def test_chips_without_their_face_rows_are_aligned_again(messy_folder: Path, tmp_path: Path):
     """Deleting faces/ by hand (chips kept) once made every later call fail with a KeyError."""
-    from fiqa_bench.pipeline import dataset_chips
+    from fiqa_bench.pipeline.embedding import dataset_chips
 
     dataset = load_dataset(f"folder:{messy_folder}", tmp_path)
     cache = tmp_path / "cache"
@@ -221,7 +221,7 @@ def test_retinaface_faces_are_cached_with_their_points(small_folder: Path, tmp_p
     """RetinaFace's ArcFace points go into the faces store and come back for templates cut later."""
     from fiqa_bench.faces.align import AlignmentSettings, FaceAligner, process_image
     from fiqa_bench.faces.templates import get_template
-    from fiqa_bench.pipeline import count_fallbacks, dataset_chips
+    from fiqa_bench.pipeline.embedding import count_fallbacks, dataset_chips
 
     dataset = load_dataset(f"folder:{small_folder}", tmp_path)
     context = RunContext(tmp_path / "cache", alignment=AlignmentSettings(detector="retinaface"), workers=2,

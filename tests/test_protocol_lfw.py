@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fiqa_bench.context import RunContext
-from fiqa_bench.evaluation import StudyConfig
-from fiqa_bench.method import METHODS, PROTOCOLS, load_plugins
-from fiqa_bench.scoring import ScoreTable
+from fiqa_bench.pipeline.context import RunContext
+from fiqa_bench.protocol.study import StudyConfig
+from fiqa_bench.method import METHODS
+from fiqa_bench.protocol import PROTOCOLS
+from fiqa_bench.pipeline.scoring import ScoreTable
 
 
 def test_lfw_devtest_writes_a_complete_results_folder(lfw_root: Path, lfw_devtest_cache: Path, tmp_path: Path):
-    load_plugins()
     out = PROTOCOLS.get("lfw-devtest").run(
         "sdd", context=RunContext(lfw_devtest_cache, lfw_root, progress=False), out_dir=tmp_path / "res",
         config=StudyConfig(fmrs=(1e-2, 1e-3), random_seeds=3, n_boot=2))
@@ -39,7 +39,6 @@ def test_lfw_devtest_writes_a_complete_results_folder(lfw_root: Path, lfw_devtes
 def test_compare_shares_everything_and_names_no_local_path(lfw_root: Path, lfw_devtest_cache: Path, tmp_path: Path):
     from fiqa_bench.method import parse_methods
 
-    load_plugins()
     specs = parse_methods("sdd, random,sdd[variant=sdd], sharpness")
     assert [s.label for s in specs] == ["sdd", "random", "sdd[variant=sdd]", "sharpness"]
     out = PROTOCOLS.get("lfw-devtest").compare(
@@ -62,7 +61,6 @@ def test_compare_shares_everything_and_names_no_local_path(lfw_root: Path, lfw_d
 def test_method_lists_are_read_strictly():
     from fiqa_bench.method import parse_methods
 
-    load_plugins()
     assert [s.name for s in parse_methods("all")] == METHODS.names()
     with pytest.raises(ValueError, match="each method once"):
         parse_methods("sdd,sdd")
@@ -71,7 +69,7 @@ def test_method_lists_are_read_strictly():
 
 
 def test_cross_fit_merge_covers_every_image_once():
-    from fiqa_bench.protocols._evrc import merge_tables as _merge
+    from fiqa_bench.protocol.evrc import merge_tables as _merge
 
     def table(paths: list[str], q: list[float]) -> ScoreTable:
         n = len(paths)

@@ -9,17 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from fiqa_bench.context import RunContext
+from fiqa_bench.pipeline.context import RunContext
 from fiqa_bench.data import DatasetError
 from fiqa_bench.data.lfw import load_lfw
-from fiqa_bench.evaluation import StudyConfig
-from fiqa_bench.method import PROTOCOLS, MethodSpec, load_plugins
+from fiqa_bench.protocol.study import StudyConfig
+from fiqa_bench.method import MethodSpec
+from fiqa_bench.protocol import PROTOCOLS
 
 QUICK = StudyConfig(fmrs=(1e-1,), random_seeds=2, n_boot=4)
 
 
 def _protocol(name: str):  # noqa: ANN202
-    load_plugins()
     return PROTOCOLS.get(name)
 
 
@@ -55,9 +55,8 @@ def test_evrc_refuses_what_it_cannot_study(small_folder: Path, tmp_path: Path):
 
 
 def test_entries_score_model_readers_once_per_model_and_the_rest_once():
-    from fiqa_bench.protocols._evrc import entries
+    from fiqa_bench.protocol.evrc import entries
 
-    load_plugins()
     specs = [MethodSpec.named("sdd"), MethodSpec.named("sharpness"), MethodSpec.named("sdd", {"model": "lbp"})]
     rows = entries(specs, ["dlib-resnet", "lbp"], "lbp")
     assert [(e.label, e.quality_model, e.source) for e in rows] == [
@@ -80,7 +79,7 @@ class DevtestSubset:
 
     def study(self, methods, *, context, quality_models, deployed_model, config):  # noqa: ANN001, ANN201
         from fiqa_bench.data import identity_subset
-        from fiqa_bench.protocols._evrc import Scoring, study
+        from fiqa_bench.protocol.evrc import Scoring, study
 
         data = identity_subset(load_lfw(context.data_root, "devtest"), every=10, min_images=2, max_per_identity=6)
         return study(methods, protocol=self.name, dataset=data, scoring=Scoring((), "subset"), context=context,
@@ -116,7 +115,7 @@ class InSampleDevtest:
     name: str = "lfw-devtest-in-sample"
 
     def study(self, methods, *, context, quality_models, deployed_model, config):  # noqa: ANN001, ANN201
-        from fiqa_bench.protocols._evrc import Scoring, study
+        from fiqa_bench.protocol.evrc import Scoring, study
 
         data = load_lfw(context.data_root, "devtest")
         return study(methods, protocol=self.name, dataset=data, scoring=Scoring(((data, "lfw:devtest"),), "in sample"),

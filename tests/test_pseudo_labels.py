@@ -1,4 +1,4 @@
-"""Tests of fiqa_bench.pseudo_labels (SDD-FIQA pseudo-labels, Eqs. 7-10).
+"""Tests of fiqa_bench.methods.sdd.labels (SDD-FIQA pseudo-labels, Eqs. 7-10).
 
 The "official-style" reference below re-implements, with Python loops, the
 per-sample procedure of Tencent/TFace ``quality/generate_pseudo_labels/
@@ -22,8 +22,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import spearmanr, wasserstein_distance
 
-import fiqa_bench.pseudo_labels as pl
-from fiqa_bench.pseudo_labels import (
+import fiqa_bench.methods.sdd.labels as pl
+from fiqa_bench.methods.sdd.labels import (
     NEGATIVE_SAMPLING,
     VARIANTS,
     PseudoLabels,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from fiqa_bench.quality_regression import (
+from fiqa_bench.method.training import (
     OFFICIAL_SCHEDULE,
     PAPER_SCHEDULE,
     TrainConfig,

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from fiqa_bench.context import RunContext
+from fiqa_bench.pipeline.context import RunContext
 from fiqa_bench.cli import main
 from fiqa_bench.data import load_dataset
-from fiqa_bench.hashing import sha256_file
-from fiqa_bench.method import METHODS, create_method, load_plugins
-from fiqa_bench.pipeline import embed_dataset
+from fiqa_bench.pipeline.hashing import sha256_file
+from fiqa_bench.method import METHODS, create_method
+from fiqa_bench.pipeline.embedding import embed_dataset
 from fiqa_bench.recognition import create_model
-from fiqa_bench.scoring import score_dataset
+from fiqa_bench.pipeline.scoring import score_dataset
 
 def test_train_and_score_a_folder(small_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
     cache, ckpt = tmp_path / "cache", tmp_path / "sdd.pt"
@@ -69,8 +69,7 @@ def test_training_options_are_checked(small_folder: Path, tmp_path: Path, capsys
 
 
 def test_shipped_models_are_what_their_records_say():
-    load_plugins()
-    from fiqa_bench.learned import shipped_checkpoint, weights_dir
+    from fiqa_bench.method.learned import shipped_checkpoint, weights_dir
     from fiqa_bench.methods.sdd import SDDLabels
 
     shipped = sorted(weights_dir().glob("sdd*.pt"))
@@ -128,8 +127,7 @@ def test_shipped_devtest_model_is_reproduced(lfw_root: Path, lfw_devtest_cache: 
     from fiqa_bench.metrics import all_vs_all, evrc
     from fiqa_bench.metrics.summaries import aoc_or_nan
 
-    load_plugins()
-    from fiqa_bench.learned import shipped_checkpoint, train_method
+    from fiqa_bench.method.learned import shipped_checkpoint, train_method
     from fiqa_bench.methods.sdd import SDDFIQA, SDDLabels
 
     devtest = load_dataset("lfw", lfw_root, "devtest")

@@ -37,7 +37,7 @@ import numpy as np
 
 from fiqa_bench.faces.io import ImageLoadError, load_rgb
 from fiqa_bench.faces.templates import ChipTemplate, arcface_points, umeyama_similarity
-from fiqa_bench.hashing import sha256_json
+from fiqa_bench.pipeline.hashing import sha256_json
 
 LANDMARK_MODEL = "shape_predictor_5_face_landmarks.dat"
 NO_FACE_NOTE = "no face detected: fallback box"
@@ -137,7 +137,7 @@ class FaceAligner:
         if self._detector is None:
             import dlib
 
-            from fiqa_bench.paths import dlib_model_file
+            from fiqa_bench.pipeline.paths import dlib_model_file
 
             self._detector = dlib.get_frontal_face_detector()
             self._predictor = dlib.shape_predictor(str(dlib_model_file(LANDMARK_MODEL)))

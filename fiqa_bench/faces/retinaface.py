@@ -84,8 +84,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from fiqa_bench.faces.align import pick_central
-from fiqa_bench.hashing import sha256_file, sha256_json
-from fiqa_bench.paths import default_models_root
+from fiqa_bench.pipeline.hashing import sha256_file, sha256_json
+from fiqa_bench.pipeline.paths import default_models_root
 
 PAPER = ("J. Deng, J. Guo, E. Ververas, I. Kotsia, S. Zafeiriou, RetinaFace: Single-stage Dense Face "
          "Localisation in the Wild, CVPR 2020")

@@ -356,7 +356,7 @@ def raw_state_dict_keys() -> list[str]:
 
 def default_model_path() -> Path:
     """The packaged ``dlib_face_recognition_resnet_model_v1.dat``."""
-    from fiqa_bench.paths import dlib_model_file
+    from fiqa_bench.pipeline.paths import dlib_model_file
 
     return dlib_model_file(MODEL_FILE)
 

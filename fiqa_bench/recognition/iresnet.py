@@ -47,7 +47,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from fiqa_bench.hashing import sha256_file
+from fiqa_bench.pipeline.hashing import sha256_file
 from fiqa_bench.recognition.base import ModelCard, TorchEmbeddingNet, TorchRecognitionModel
 from fiqa_bench.recognition.registry import MODELS, ModelFactory
 

@@ -4,7 +4,7 @@ The weights are those of ``fr_feature.onnx`` from the npm package
 ``faceplugin-face-recognition-js`` 0.0.1 (MIT; the package does not say what
 data the model was trained on), read in place from
 ``<models root>/faceplugin-fr/`` (sha256-checked, never copied) by
-:mod:`fiqa_bench.onnx_graph`; neither ``onnx`` nor ``onnxruntime`` is needed.
+:mod:`fiqa_bench.formats.onnx_graph`; neither ``onnx`` nor ``onnxruntime`` is needed.
 The export (opset 9, PyTorch 1.10) has every batch norm folded into the
 convolution before it, so each convolution has a bias and the network is
 convolutions, PReLUs and residual sums only: 50 Conv, 33 PRelu, 12 Add and a
@@ -113,7 +113,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fiqa_bench.onnx_graph import OnnxError, OnnxGraph, OnnxNode, read_onnx
+from fiqa_bench.formats.onnx_graph import OnnxError, OnnxGraph, OnnxNode, read_onnx
 from fiqa_bench.recognition.base import ModelCard, TorchEmbeddingNet, TorchRecognitionModel
 from fiqa_bench.recognition.registry import MODELS
 
@@ -482,7 +482,7 @@ def onnx_state_dict(graph: OnnxGraph, source: str) -> dict[str, torch.Tensor]:
 
 def default_model_path() -> Path:
     """``<models root>/faceplugin-fr/fr_feature.onnx``; a clear error if absent."""
-    from fiqa_bench.paths import default_models_root
+    from fiqa_bench.pipeline.paths import default_models_root
 
     folder = default_models_root() / MODEL_DIR
     path = folder / MODEL_FILE

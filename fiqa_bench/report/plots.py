@@ -11,9 +11,9 @@ LINE_STYLES = ("-", "--", ":", "-.")
 
 
 def save_figure(fig, path: Path, dpi: int) -> None:  # noqa: ANN001 - a matplotlib Figure
-    """``fig.savefig(path)`` whole or not at all (:func:`fiqa_bench.cache.atomic_write`); the format
+    """``fig.savefig(path)`` whole or not at all (:func:`fiqa_bench.pipeline.cache.atomic_write`); the format
     is the suffix's."""
-    from fiqa_bench.cache import atomic_write
+    from fiqa_bench.pipeline.cache import atomic_write
 
     path = Path(path)
     with atomic_write(path, "wb") as fh:

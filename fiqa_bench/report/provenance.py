@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 import fiqa_bench
-from fiqa_bench.paths import REPO_ROOT
+from fiqa_bench.pipeline.paths import REPO_ROOT
 
 
 def git_commit() -> dict:

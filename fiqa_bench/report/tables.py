@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fiqa_bench.evaluation import StudySet
+from fiqa_bench.protocol.study import StudySet
 
 
 def _fmt(x: float) -> str:

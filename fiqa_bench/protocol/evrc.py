@@ -8,7 +8,7 @@ the comparisons whose errors are counted (the *deployed model*).  When the
 two differ the run is a cross-model run (SDD-FIQA Sec. 4.2.2, Tables 3, 4).
 
 :func:`evaluate` then embeds the dataset with the deployed model, scores it
-with every method, runs :func:`fiqa_bench.evaluation.run_studies` (EVRC at
+with every method, runs :func:`fiqa_bench.protocol.study.run_studies` (EVRC at
 every FMR and threshold policy, paper-compatible AOC with identity-bootstrap
 intervals, the random band, paired differences) and writes a results folder:
 ``table.md`` (Table 1 layout), ``evrc-<policy>.png`` (Fig. 4 layout),
@@ -17,7 +17,7 @@ intervals, the random band, paired differences) and writes a results folder:
 
 Each recognition model is run on the chips of its own default face detector
 (its card's ``detector``) unless the user chose one (``--detector``):
-:meth:`fiqa_bench.context.RunContext.for_model`.
+:meth:`fiqa_bench.pipeline.context.RunContext.for_model`.
 """
 
 from __future__ import annotations
@@ -32,18 +32,18 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from fiqa_bench.cache import remove_temporaries, write_text_atomic
-from fiqa_bench.context import RunContext
+from fiqa_bench.pipeline.cache import remove_temporaries, write_text_atomic
+from fiqa_bench.pipeline.context import RunContext
 from fiqa_bench.data import Dataset
-from fiqa_bench.evaluation import StudyConfig, StudySet, run_studies
-from fiqa_bench.hashing import sha256_json
-from fiqa_bench.learned import DEFAULT_TRAINED_ON, LearnedQualityMethod, learned_checkpoint
+from fiqa_bench.protocol.study import StudyConfig, StudySet, run_studies
+from fiqa_bench.pipeline.hashing import sha256_json
+from fiqa_bench.method.learned import DEFAULT_TRAINED_ON, LearnedQualityMethod, learned_checkpoint
 from fiqa_bench.method import MethodSpec, QualityMethod, create_method, method_class, settings_for_model
-from fiqa_bench.pipeline import Embeddings, embed_dataset
+from fiqa_bench.pipeline.embedding import Embeddings, embed_dataset
 from fiqa_bench.report.plots import plot_evrc
 from fiqa_bench.report.provenance import provenance
 from fiqa_bench.report.tables import studies_markdown
-from fiqa_bench.scoring import ScoreTable, score_dataset
+from fiqa_bench.pipeline.scoring import ScoreTable, score_dataset
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class Scoring:
     Attributes:
         folds: ``(part, trained_on)`` pairs: each part of the dataset is scored by the shipped model
             trained on ``trained_on`` (cross-fitting); empty: every image is scored by the shipped
-            model trained on :data:`fiqa_bench.learned.DEFAULT_TRAINED_ON`.
+            model trained on :data:`fiqa_bench.method.learned.DEFAULT_TRAINED_ON`.
         note: what the provenance says about it.
     """
 
@@ -90,7 +90,7 @@ def score_spec(spec: MethodSpec, dataset: Dataset, scoring: Scoring, context: Ru
     ``quality_model`` unless its settings name another (``sdd[model=...]``).
 
     A learned method uses its shipped heads, or trains them on first use when none is shipped for these
-    settings and this model (:func:`fiqa_bench.learned.learned_checkpoint`), cross-fitted as ``scoring`` says.
+    settings and this model (:func:`fiqa_bench.method.learned.learned_checkpoint`), cross-fitted as ``scoring`` says.
     """
     settings = spec.settings if spec.weights is not None else settings_for_model(spec.name, spec.settings,
                                                                                  quality_model)
@@ -225,7 +225,7 @@ def evaluate(specs: Sequence[MethodSpec], *, protocol: str, dataset: Dataset, sc
 def write_run(run: EVRCRun, out_dir: Path, started: dict, context: RunContext) -> Path:
     """The results folder of one EVRC run.
 
-    Every file is written whole or not at all (:func:`fiqa_bench.cache.atomic_write`); the hidden
+    Every file is written whole or not at all (:func:`fiqa_bench.pipeline.cache.atomic_write`); the hidden
     temporaries a run killed while writing this folder left are removed (a results folder has one writer).
     """
     out_dir.mkdir(parents=True, exist_ok=True)

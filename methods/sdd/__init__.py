@@ -1,6 +1,6 @@
 """SDD-FIQA: Similarity Distribution Distance (Ou et al., CVPR 2021).
 
-Quality pseudo-labels (paper Eqs. 7-10, :mod:`fiqa_bench.pseudo_labels`):
+Quality pseudo-labels (paper Eqs. 7-10, :mod:`fiqa_bench.methods.sdd.labels`):
 for each training image ``x``, the cosine similarities to ``m`` images of its
 own identity (``S^P``) and to ``m`` images of other identities (``S^N``) are
 collected, and the label is the Wasserstein distance between the two
@@ -12,12 +12,12 @@ empirical distributions,
 averaged over ``K`` random draws, each min-max scaled to [0, 100] over the
 set.  A regression network (the recognition backbone without its embedding
 layer, dropout 0.5, one linear output) is then trained on the labels with the
-Huber loss (Eq. 12; :mod:`fiqa_bench.quality_regression`), and its output
+Huber loss (Eq. 12; :mod:`fiqa_bench.method.training`), and its output
 is the quality: higher is better.
 
 The shipped models: ``dlib-resnet`` backbone, ``head`` mode (the backbone is
 frozen; an ensemble of five small heads on its pooled stage features is
-learned, see :mod:`fiqa_bench.quality_regression` for why and how it was
+learned, see :mod:`fiqa_bench.method.training` for why and how it was
 chosen), one trained on LFW peopleDevTrain
 and one on LFW peopleDevTest, so that every LFW image can be scored by a
 model that never saw its identity (the ``lfw`` protocol cross-fits).  Each
@@ -27,7 +27,7 @@ the labels (paper Fig. 6: ``pos-only``, ``neg-only``, ``signed``) are the
 setting ``variant``; Pos-Only is shipped too.
 
 Loading, training and checkpoints are the shared machinery of
-:mod:`fiqa_bench.learned`; this file holds the labels.
+:mod:`fiqa_bench.method.learned`; this file holds the labels.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from fiqa_bench.learned import LearnedQualityMethod, RegressionObjective, TrainingSet, register_learned
-from fiqa_bench.pseudo_labels import DRAWS, VARIANTS, sdd_pseudo_labels
+from fiqa_bench.method.learned import LearnedQualityMethod, RegressionObjective, TrainingSet, register_learned
+from fiqa_bench.methods.sdd.labels import DRAWS, VARIANTS, sdd_pseudo_labels
 
 PAPER = "F.-Z. Ou et al., SDD-FIQA: Unsupervised Face Image Quality Assessment with Similarity Distribution Distance, CVPR 2021"
 
@@ -52,7 +52,7 @@ class SDDLabels(RegressionObjective):
         repetitions: K, the number of draws averaged.
         label_seed: seed of the draws.
         variant: "sdd" (the paper's WD), "pos-only", "neg-only" or "signed" (the ablations).
-        draws: the random-draw scheme (:func:`~fiqa_bench.pseudo_labels.sdd_pseudo_labels`):
+        draws: the random-draw scheme (:func:`~fiqa_bench.methods.sdd.labels.sdd_pseudo_labels`):
             "auto" (default: "sequential", the shipped models' labels, in one
             process; "per-chunk", shared by the processes, under torchrun),
             "sequential" or "per-chunk" (``--set draws=per-chunk`` reproduces in
@@ -79,7 +79,7 @@ class SDDLabels(RegressionObjective):
         several processes, else "sequential"."""
         if self.draws != "auto":
             return self.draws
-        from fiqa_bench.distributed import is_distributed
+        from fiqa_bench.method.distributed import is_distributed
 
         return "per-chunk" if is_distributed() else "sequential"
 

@@ -1,4 +1,4 @@
-"""A frozen TensorFlow graph (as read by :mod:`fiqa_bench.graphdef`) run as a PyTorch module.
+"""A frozen TensorFlow graph (as read by :mod:`fiqa_bench.formats.graphdef`) run as a PyTorch module.
 
 :class:`GraphModule` walks the graph from one placeholder to one output
 tensor: the nodes that output depends on are visited in topological order
@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fiqa_bench.graphdef import Node
+from fiqa_bench.formats.graphdef import Node
 
 BATCH_NORM_OPS = ("FusedBatchNorm", "FusedBatchNormV3")
 CONV_OPS = ("Conv2D", "DepthwiseConv2dNative")
@@ -222,7 +222,7 @@ class GraphModule(nn.Module):
     """The part of a frozen graph between ``input_name`` and ``output_name`` as a PyTorch module.
 
     Args:
-        nodes: the graph's nodes (:func:`fiqa_bench.graphdef.read_graphdef`).
+        nodes: the graph's nodes (:func:`fiqa_bench.formats.graphdef.read_graphdef`).
         input_name: the ``Placeholder`` fed with the input (NHWC for images).
         output_name: the node whose first output is returned.
         fold_batch_norm: fold inference batch norms into the convolutions before them.

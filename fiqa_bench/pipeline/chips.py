@@ -4,7 +4,7 @@ A chip is derived data: it is cut, deterministically, from its image by the
 face row the ``faces`` store keeps (box, landmarks, ArcFace points).  Keeping
 it only saves cutting it again, so how much to keep is a trade of disk for
 time, chosen per run (``--chip-store``, ``$FIQA_BENCH_CHIP_STORE``, or
-:attr:`RunContext.chip_store <fiqa_bench.context.RunContext>`; :func:`fiqa_bench.paths.resolve_chip_store`):
+:attr:`RunContext.chip_store <fiqa_bench.pipeline.context.RunContext>`; :func:`fiqa_bench.pipeline.paths.resolve_chip_store`):
 
 ========  ==========================  ==================  ===========================================
 store     kept per image              dlib150 chip        a later read of a chip costs
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fiqa_bench.cache import KeyedStore
+from fiqa_bench.pipeline.cache import KeyedStore
 from fiqa_bench.faces.align import AlignmentSettings, FaceAnalysis
 from fiqa_bench.faces.batch import align_images
 from fiqa_bench.faces.templates import ChipTemplate
@@ -75,7 +75,7 @@ class ChipStore(ABC):
 
 
 class RawChips(ChipStore):
-    """The pixels, uncompressed, in a :class:`~fiqa_bench.cache.KeyedStore` (column ``chip``)."""
+    """The pixels, uncompressed, in a :class:`~fiqa_bench.pipeline.cache.KeyedStore` (column ``chip``)."""
 
     def __init__(self, template: ChipTemplate, directory: Path) -> None:
         super().__init__(template)
@@ -116,7 +116,7 @@ def decode_webp(data: bytes, size: int) -> np.ndarray:
 
 
 class WebpChips(ChipStore):
-    """The pixels as lossless WebP, in a compressed :class:`~fiqa_bench.cache.KeyedStore`.
+    """The pixels as lossless WebP, in a compressed :class:`~fiqa_bench.pipeline.cache.KeyedStore`.
 
     A shard's column ``webp`` is ``(n, longest)`` uint8, each row a chip's
     bytes followed by zeros (which the store's zip compression takes away),

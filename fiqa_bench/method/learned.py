@@ -2,14 +2,14 @@
 
 SDD-FIQA, FaceQnet, CR-FIQA, PCNet and PFE all learn the same way here:
 
-1. the recognition model embeds the training images (cached, :mod:`fiqa_bench.pipeline`);
+1. the recognition model embeds the training images (cached, :mod:`fiqa_bench.pipeline.embedding`);
 2. the method's :class:`Objective` turns the embeddings and identities into
    what it learns from: per-image labels (:class:`RegressionObjective`,
    fitted with the Huber loss of SDD-FIQA Eq. 12), or its own batches and
    loss (PCNet's mated pairs, PFE's mutual likelihood);
 3. a head on the model's frozen features (pooled stage outputs by default;
-   see :mod:`fiqa_bench.quality_regression` for why) is fitted by the one
-   training loop, :func:`~fiqa_bench.quality_regression.fit_module`;
+   see :mod:`fiqa_bench.method.training` for why) is fitted by the one
+   training loop, :func:`~fiqa_bench.method.training.fit_module`;
 4. the head is written with its meta, and beside it a JSON record with its
    sha256, the training log and the command that reproduces it.
 
@@ -37,12 +37,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from fiqa_bench.context import RunContext
+from fiqa_bench.pipeline.context import RunContext
 from fiqa_bench.data import Dataset
-from fiqa_bench.hashing import sha256_file, sha256_json
+from fiqa_bench.pipeline.hashing import sha256_file, sha256_json
 from fiqa_bench.method import METHODS, TRAINERS, MethodCard, QualityMethod, constructor_settings
-from fiqa_bench.pipeline import dataset_chips, dataset_landmarks, embed_dataset
-from fiqa_bench.quality_regression import (
+from fiqa_bench.pipeline.embedding import dataset_chips, dataset_landmarks, embed_dataset
+from fiqa_bench.method.training import (
     QualityEnsemble,
     QualityHead,
     QualityRegressor,
@@ -329,9 +329,9 @@ def training_set(dataset: Dataset, model_name: str, context: RunContext, feature
     """The embeddings and head inputs of every image of ``dataset`` that ``model_name`` could embed.
 
     Under a ``torch.distributed`` group the images are embedded by all processes together
-    (:func:`~fiqa_bench.distributed.embed_dataset_distributed`, bit for bit the one-process result).
+    (:func:`~fiqa_bench.method.distributed.embed_dataset_distributed`, bit for bit the one-process result).
     """
-    from fiqa_bench.distributed import embed_dataset_distributed
+    from fiqa_bench.method.distributed import embed_dataset_distributed
 
     model = context.model(model_name)
     emb = embed_dataset_distributed(dataset, model, context)
@@ -353,7 +353,7 @@ def train_method(
 
     Returns the training record (what the ``.json`` holds).  Under a ``torch.distributed`` group of
     several processes (``torchrun``) every process trains (embeddings, labels and the regression are
-    shared out, :mod:`fiqa_bench.distributed`), process 0 alone writes the files (the record then
+    shared out, :mod:`fiqa_bench.method.distributed`), process 0 alone writes the files (the record then
     holds ``world_size``), and every process returns its record.
     """
     model = context.model(model_name)
@@ -380,7 +380,7 @@ def train_method(
         **fitted.stats,
         "alignment_digest": context.alignment.digest(),
     }
-    from fiqa_bench.distributed import barrier, broadcast_object, current
+    from fiqa_bench.method.distributed import barrier, broadcast_object, current
 
     rank, world = current()
     if world > 1:
@@ -410,7 +410,7 @@ def train_from_options(
     options: Mapping[str, str],
 ) -> dict:
     """:func:`train_method` with ``fiqa-bench train`` options: the training settings of
-    :class:`~fiqa_bench.quality_regression.TrainConfig` (mode, epochs, schedule, seed, batch_size, hidden,
+    :class:`~fiqa_bench.method.training.TrainConfig` (mode, epochs, schedule, seed, batch_size, hidden,
     ensemble, features) and the objective's own (its dataclass fields)."""
     options = dict(options)
     own = [f.name for f in dataclasses.fields(method.objective)]
@@ -448,7 +448,7 @@ def learned_checkpoint(
     Returns:
         the checkpoint path, and whether it was trained here (not shipped).
     """
-    from fiqa_bench.cache import atomic_write
+    from fiqa_bench.pipeline.cache import atomic_write
     from fiqa_bench.data import load_dataset
     from fiqa_bench.recognition import canonical_model_name
 

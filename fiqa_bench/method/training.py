@@ -264,7 +264,7 @@ def fit_module(
     (:func:`_fit_data_parallel`); any other loss is trained whole by every
     process (the same model everywhere, no speed-up).
     """
-    from fiqa_bench.distributed import is_distributed
+    from fiqa_bench.method.distributed import is_distributed
 
     if row_mean and is_distributed():
         _fit_data_parallel(model, parameters, batches, loss, config, log, member, progress)
@@ -319,9 +319,9 @@ def _fit_data_parallel(
 
     Every process draws the same epoch batches (the generator is seeded
     alike) and the same dropout masks for the whole batch
-    (:func:`~fiqa_bench.distributed.sharded_dropout`), and takes the
+    (:func:`~fiqa_bench.method.distributed.sharded_dropout`), and takes the
     contiguous slice ``[lo, hi)`` of each batch that
-    :func:`~fiqa_bench.distributed.shard_range` gives it.  Its loss is the
+    :func:`~fiqa_bench.method.distributed.shard_range` gives it.  Its loss is the
     slice's mean times ``(hi - lo) * world / n``, so the gradient DDP
     averages over the processes is the gradient of the mean over the whole
     batch: the step of one process, except for the order in which the
@@ -336,7 +336,7 @@ def _fit_data_parallel(
     Not reproduced: statistics computed per batch inside the model (a
     ``BatchNorm`` backbone in full mode sees only its slice).
     """
-    from fiqa_bench.distributed import all_reduce_sum, current, data_parallel, shard_range, sharded_dropout
+    from fiqa_bench.method.distributed import all_reduce_sum, current, data_parallel, shard_range, sharded_dropout
 
     rank, world = current()
     requires = [(p, p.requires_grad) for p in model.parameters()]

@@ -4,10 +4,10 @@ A frozen graph (``.pb``) is one serialised ``tensorflow.GraphDef`` message:
 the network's nodes with their weights stored inline as ``Const`` nodes.
 This module decodes the protobuf wire format directly and returns the nodes
 as plain data (:class:`Node`: name, op, inputs, attributes; tensors as numpy
-arrays), which :mod:`fiqa_bench.graphdef_torch` turns into a PyTorch module.
+arrays), which :mod:`fiqa_bench.formats.graphdef_torch` turns into a PyTorch module.
 
-The wire format is decoded by :mod:`fiqa_bench.protobuf_wire` (shared with
-:mod:`fiqa_bench.onnx_graph`); TensorFlow's protos use no groups (wire types
+The wire format is decoded by :mod:`fiqa_bench.formats.protobuf_wire` (shared with
+:mod:`fiqa_bench.formats.onnx_graph`); TensorFlow's protos use no groups (wire types
 3 and 4), which are rejected.  Wire-format errors surface as
 :class:`GraphDefError` from :func:`parse_graphdef`.
 
@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from fiqa_bench.protobuf_wire import (
+from fiqa_bench.formats.protobuf_wire import (
     FIXED32,
     WireFormatError,
     iter_fields,
@@ -57,7 +57,7 @@ from fiqa_bench.protobuf_wire import (
     repeated_scalars,
     signed64,
 )
-from fiqa_bench.protobuf_wire import text as _text
+from fiqa_bench.formats.protobuf_wire import text as _text
 
 __all__ = ["DType", "GraphDefError", "Node", "parse_attr", "parse_graphdef", "parse_node", "parse_shape",
            "parse_tensor", "read_graphdef", "read_varint", "signed64"]

@@ -20,7 +20,7 @@ qualities of one or more measures, :func:`run_studies` computes
   and the settings only, so every measure shares it.
 
 With a ``checkpoint_dir`` each finished random-band seed and each finished
-step of the bootstrap (:data:`BOOTSTRAP_CHUNK` resamples) is kept (:class:`fiqa_bench.cache.StepStore`, keyed by a digest
+step of the bootstrap (:data:`BOOTSTRAP_CHUNK` resamples) is kept (:class:`fiqa_bench.pipeline.cache.StepStore`, keyed by a digest
 of what it depends on: the band by the embeddings, identities and settings,
 the bootstrap by the qualities as well), so a second run, a run of another
 method on the same data, or a run resumed after an interruption recomputes
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from fiqa_bench.cache import StepStore
+from fiqa_bench.pipeline.cache import StepStore
 from fiqa_bench.metrics import (
     BootstrapCI,
     BootstrapReplicates,

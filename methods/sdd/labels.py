@@ -532,7 +532,7 @@ def sdd_pseudo_labels(embeddings: object, identities: object, m: int = 24, repet
         raise ValueError(f"variant must be one of {list(VARIANTS)}, got {variant!r}")
     if negatives not in NEGATIVE_SAMPLING:
         raise ValueError(f"negatives must be one of {list(NEGATIVE_SAMPLING)}, got {negatives!r}")
-    from fiqa_bench.distributed import current
+    from fiqa_bench.method.distributed import current
 
     rank, world = current()
     if draws is None:
@@ -590,7 +590,7 @@ def sdd_pseudo_labels(embeddings: object, identities: object, m: int = 24, repet
             if share[c] == rank:
                 _fill_unit(np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(c,))), unit, **fill)
         if world > 1:
-            from fiqa_bench.distributed import gather_rows
+            from fiqa_bench.method.distributed import gather_rows
 
             cuts = _position_cuts(units, share, world, n)
             # the raw distances of every process's chunks, float64 bit for bit, in sorted-position order

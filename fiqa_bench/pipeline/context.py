@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fiqa_bench.faces.align import AlignmentSettings
-from fiqa_bench.paths import default_data_root, resolve_cache_dir, resolve_chip_store
+from fiqa_bench.pipeline.paths import default_data_root, resolve_cache_dir, resolve_chip_store
 
 if TYPE_CHECKING:
     from fiqa_bench.recognition.base import RecognitionModel
@@ -36,7 +36,7 @@ class RunContext:
     """Where and how one command runs.
 
     Attributes:
-        cache_dir: root of the cache (:mod:`fiqa_bench.cache`).
+        cache_dir: root of the cache (:mod:`fiqa_bench.pipeline.cache`).
         data_root: folder holding the datasets (``lfw/``, ``brisque-live/`` ...).
         alignment: face detection and alignment settings (part of every cache key).
         workers: processes for face detection and alignment.
@@ -46,7 +46,7 @@ class RunContext:
             not, :meth:`for_model` gives each recognition model its own default detector, so one
             run can deploy a model on RetinaFace chips and score with a method built on a HOG model.
         chip_store: how aligned chips are kept in the cache: ``"raw"``, ``"webp"`` (lossless) or
-            ``"none"`` (cut again when needed); the same chips bit for bit (:mod:`fiqa_bench.chips`).
+            ``"none"`` (cut again when needed); the same chips bit for bit (:mod:`fiqa_bench.pipeline.chips`).
     """
 
     cache_dir: Path = field(default_factory=resolve_cache_dir)

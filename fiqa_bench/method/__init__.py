@@ -2,10 +2,10 @@
 
 A method lives in one file of ``methods/`` (installed as
 ``fiqa_bench.methods``) and registers its :class:`QualityMethod` subclass in
-:data:`METHODS`;
-protocols live in ``protocols/`` and register in :data:`PROTOCOLS`.  The
-core imports every module of those two packages on first use
-(:func:`load_plugins`), so adding a method is adding a file.
+:data:`METHODS`; the registry imports every module of that package the first
+time it is read, so adding a method is adding a file.  Learned methods (a
+head trained on a frozen recognition model's features) build on
+:mod:`fiqa_bench.method.learned`.
 
 A method is described by a frozen :class:`MethodCard` and scores images with
 :meth:`QualityMethod.score`, which always returns float64 qualities where
@@ -17,9 +17,7 @@ reason, never dropped.
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import pkgutil
 import re
 import typing
 from abc import ABC, abstractmethod
@@ -29,7 +27,7 @@ from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
 
-from fiqa_bench.hashing import sha256_json
+from fiqa_bench.pipeline.hashing import sha256_json
 from fiqa_bench.registry import Registry
 
 
@@ -174,9 +172,8 @@ def constructor_settings(cls: type, settings: Mapping[str, Any]) -> dict[str, An
     return {k: _convert(k, v, hints.get(k, parameters[k].annotation)) for k, v in settings.items()}
 
 
-METHODS: Registry[type[QualityMethod]] = Registry("method")
-#: Protocols: objects with ``run(method, **options)`` and ``compare(methods, **options)`` (see ``protocols/``).
-PROTOCOLS: Registry[Any] = Registry("protocol")
+#: The methods: every module of ``methods/`` (installed as ``fiqa_bench.methods``) registers its class here.
+METHODS: Registry[type[QualityMethod]] = Registry("method", plugins="fiqa_bench.methods")
 
 #: Trainers of trained methods, by method name:
 #: ``trainer(dataset, model_name, cache_dir, out, options: dict[str, str], workers, progress) -> dict``
@@ -184,23 +181,7 @@ PROTOCOLS: Registry[Any] = Registry("protocol")
 #: plus ``mode``, ``epochs``, ``schedule`` and ``seed``; it writes the
 #: checkpoint to ``out`` and returns the training record, which holds at
 #: least the checkpoint's ``sha256``.
-TRAINERS: Registry[Callable[..., dict]] = Registry("trainer")
-
-_PLUGIN_PACKAGES = ("fiqa_bench.methods", "fiqa_bench.protocols")
-_loaded = False
-
-
-def load_plugins() -> None:
-    """Import every module of ``fiqa_bench.methods`` and ``fiqa_bench.protocols`` once."""
-    global _loaded
-    if _loaded:
-        return
-    for package_name in _PLUGIN_PACKAGES:
-        package = importlib.import_module(package_name)
-        for info in pkgutil.iter_modules(package.__path__):
-            if not info.name.startswith("_"):
-                importlib.import_module(f"{package_name}.{info.name}")
-    _loaded = True
+TRAINERS: Registry[Callable[..., dict]] = Registry("trainer", plugins="fiqa_bench.methods")
 
 
 @dataclass(frozen=True)
@@ -235,13 +216,11 @@ class MethodSpec:
     @classmethod
     def named(cls, name: str, settings: Mapping[str, str] | None = None, weights: Path | None = None) -> MethodSpec:
         """A spec for the registered method ``name`` (an alias is made canonical)."""
-        load_plugins()
         return cls(METHODS.canonical(name), dict(settings or {}), weights)
 
 
 def parse_methods(text: str) -> list[MethodSpec]:
     """A comma-separated list of methods (brackets may hold commas), or ``all`` (every registered method)."""
-    load_plugins()
     if text.strip() == "all":
         return [MethodSpec(name) for name in METHODS.names()]
     items, depth, current = [], 0, ""
@@ -266,7 +245,6 @@ def method_class(name: str) -> type[QualityMethod]:
     Protocols ask this rather than importing :data:`METHODS` by name, so a
     registry swapped at run time (a plugin host, a test) is the one they see.
     """
-    load_plugins()
     return METHODS.get(name)
 
 
@@ -278,7 +256,6 @@ def settings_for_model(name: str, settings: Mapping[str, str], model: str) -> di
     ``--set model=OTHER`` (or ``NAME[model=OTHER]``) makes it a cross-model
     run.  The table still names the method as the user did.
     """
-    load_plugins()
     settings = dict(settings)
     if "model" not in settings and "model" in METHODS.get(name).setting_names():
         settings["model"] = model
@@ -299,6 +276,5 @@ def create_method(
         trained_on: the shipped model trained on this dataset, e.g. ``"lfw:devtrain"`` (trained methods).
         settings: method settings, e.g. ``{"seed": "3"}`` (``--set seed=3``).
     """
-    load_plugins()
     return METHODS.get(name).create(weights=Path(weights) if weights else None, trained_on=trained_on,
                                     settings=settings)

@@ -1,7 +1,7 @@
 """Protobuf wire-format primitives, shared by the GraphDef and ONNX readers (no ``protobuf`` package).
 
-:mod:`fiqa_bench.graphdef` (TensorFlow frozen graphs) and
-:mod:`fiqa_bench.onnx_graph` (ONNX models) both decode their files with
+:mod:`fiqa_bench.formats.graphdef` (TensorFlow frozen graphs) and
+:mod:`fiqa_bench.formats.onnx_graph` (ONNX models) both decode their files with
 these few functions; each module documents the field numbers of its own
 messages.
 

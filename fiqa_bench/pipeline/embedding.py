@@ -1,11 +1,11 @@
 """From a dataset to aligned chips and embeddings, cached and resumable.
 
-Three stages, each cached per image in a :class:`~fiqa_bench.cache.KeyedStore`
+Three stages, each cached per image in a :class:`~fiqa_bench.pipeline.cache.KeyedStore`
 keyed by the sha256 of the image file's bytes:
 
 1. faces: box + 5 landmarks (or the failure reason)    ``faces/<settings>/``
 2. chips: the aligned chip for one template             ``chips/<template>/<settings>/``
-   (or lossless WebP in ``chips-webp/``, or none kept: :mod:`fiqa_bench.chips`)
+   (or lossless WebP in ``chips-webp/``, or none kept: :mod:`fiqa_bench.pipeline.chips`)
 3. embeddings: one model's embedding of the chip         ``embeddings/<model fingerprint>/<settings>/``
 
 A stage computes only the keys its store lacks, a shard of
@@ -14,7 +14,7 @@ stopped and a second identical call only hashes the files and reads the
 cache.  Images that cannot be read get a NaN embedding and a reason; they
 never stop the run.  Detection and chip cutting run in ``context.workers``
 processes; the network uses torch's threads.  Every stage takes the
-:class:`~fiqa_bench.context.RunContext` (cache, alignment settings, workers,
+:class:`~fiqa_bench.pipeline.context.RunContext` (cache, alignment settings, workers,
 device, progress).
 """
 
@@ -30,15 +30,15 @@ from typing import Callable, Iterator
 import numpy as np
 from tqdm import tqdm
 
-from fiqa_bench.cache import KeyedStore, atomic_write
-from fiqa_bench.chips import ChipStore, RawChips, RecutChips, WebpChips
-from fiqa_bench.context import RunContext
+from fiqa_bench.pipeline.cache import KeyedStore, atomic_write
+from fiqa_bench.pipeline.chips import ChipStore, RawChips, RecutChips, WebpChips
+from fiqa_bench.pipeline.context import RunContext
 from fiqa_bench.data import Dataset, DatasetError
 from fiqa_bench.faces.align import NO_FACE_NOTE, FaceAnalysis, ImageResult, face_outcome
 from fiqa_bench.faces.batch import align_images
 from fiqa_bench.faces.io import is_load_note
 from fiqa_bench.faces.templates import ChipTemplate, get_template
-from fiqa_bench.hashing import sha256_file
+from fiqa_bench.pipeline.hashing import sha256_file
 from fiqa_bench.recognition.base import RecognitionModel, TorchRecognitionModel
 
 CHUNK = 512

@@ -3,7 +3,7 @@
 The method's card says what it reads (``chips:<template>``,
 ``embeddings:<model>``, ``backbone:<model>``, ``stages:<model>`` or
 ``landmarks:dlib5``); :func:`method_inputs` makes that from the dataset with
-:mod:`fiqa_bench.pipeline`.  Scores are cached
+:mod:`fiqa_bench.pipeline.embedding`.  Scores are cached
 per image (key: image sha256) under ``scores/<method fingerprint>/<alignment>``.
 An image that failed upstream, or that the method cannot assess, gets a NaN
 quality and a reason; it is never dropped.  A method's NaN, inf or -inf is
@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from fiqa_bench.cache import KeyedStore, atomic_write
-from fiqa_bench.context import RunContext
+from fiqa_bench.pipeline.cache import KeyedStore, atomic_write
+from fiqa_bench.pipeline.context import RunContext
 from fiqa_bench.data import Dataset
 from fiqa_bench.method import QualityMethod
-from fiqa_bench.pipeline import (
+from fiqa_bench.pipeline.embedding import (
     NOTE_SEPARATOR,
     dataset_chips,
     dataset_landmarks,

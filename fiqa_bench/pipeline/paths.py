@@ -7,7 +7,7 @@ variable; the defaults are chosen to work in this repository's checkout.
   next to the repository (or the current directory) when it exists.
 * Cache: ``--cache-dir`` > ``$FIQA_BENCH_CACHE`` > ``~/.cache/fiqa-bench``;
   how it keeps aligned chips: ``--chip-store`` > ``$FIQA_BENCH_CHIP_STORE`` >
-  ``raw`` (:mod:`fiqa_bench.chips`).
+  ``raw`` (:mod:`fiqa_bench.pipeline.chips`).
 * Published model files read in place (one folder per model, e.g.
   ``lightqnet/``): a method's ``model_dir`` setting > ``$FIQA_BENCH_MODELS``
   > ``models/`` beside the dataset root (``../shared/models`` here).
@@ -27,10 +27,10 @@ DLIB_MODELS_ENV = "FIQA_BENCH_DLIB_MODELS"
 MODELS_ENV = "FIQA_BENCH_MODELS"
 CHIP_STORE_ENV = "FIQA_BENCH_CHIP_STORE"
 
-#: How the cache may keep aligned chips (:mod:`fiqa_bench.chips`), the default first.
+#: How the cache may keep aligned chips (:mod:`fiqa_bench.pipeline.chips`), the default first.
 CHIP_STORES = ("raw", "webp", "none")
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def default_data_root() -> Path:

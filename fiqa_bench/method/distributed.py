@@ -6,8 +6,8 @@ order, equal to what one process computes:
 
 * **embeddings** (:func:`embed_dataset_distributed`): each process aligns and
   embeds a contiguous run of the images missing from the cache, cut at
-  multiples of :data:`fiqa_bench.pipeline.CHUNK` (512), the unit in which
-  :func:`~fiqa_bench.pipeline.embed_dataset` hands images to the network.
+  multiples of :data:`fiqa_bench.pipeline.embedding.CHUNK` (512), the unit in which
+  :func:`~fiqa_bench.pipeline.embedding.embed_dataset` hands images to the network.
   Every forward pass therefore sees exactly the chips it sees in one process,
   and the embeddings are **bit for bit** those of one process (a batched
   forward pass on a CPU may pick other kernels, hence other roundings, for
@@ -15,10 +15,10 @@ order, equal to what one process computes:
   dlib-resnet's embeddings of 36 LFW chips embedded in chunks of 8 instead of
   512 all differ, by up to 2.4e-7), given the same cache state on every
   process as in the one-process run (a cold cache, say);
-* **pseudo-labels** (:func:`fiqa_bench.pseudo_labels.sdd_pseudo_labels` with
+* **pseudo-labels** (:func:`fiqa_bench.methods.sdd.labels.sdd_pseudo_labels` with
   ``draws="per-chunk"``, the default under a process group): **exactly** those
   of one process with ``draws="per-chunk"``;
-* **regression training** (:func:`fiqa_bench.quality_regression.fit_module`
+* **regression training** (:func:`fiqa_bench.method.training.fit_module`
   for row-mean losses: the head ensemble and full fine-tuning): data-parallel
   with ``DistributedDataParallel``; every step sees the same global batch
   and the same dropout masks as in one process, each process the gradient of
@@ -55,9 +55,9 @@ import torch.distributed as dist
 from torch import nn
 
 if TYPE_CHECKING:
-    from fiqa_bench.context import RunContext
+    from fiqa_bench.pipeline.context import RunContext
     from fiqa_bench.data import Dataset
-    from fiqa_bench.pipeline import Embeddings
+    from fiqa_bench.pipeline.embedding import Embeddings
     from fiqa_bench.recognition.base import RecognitionModel
 
 __all__ = [
@@ -302,7 +302,7 @@ def _face_column_names(detector: str) -> list[str]:
 def embed_dataset_distributed(
     dataset: Dataset, model: RecognitionModel, context: RunContext, output: str = "embedding"
 ) -> Embeddings:
-    """:func:`~fiqa_bench.pipeline.embed_dataset`, the work shared by the processes of the group.
+    """:func:`~fiqa_bench.pipeline.embedding.embed_dataset`, the work shared by the processes of the group.
 
     1. Every process hashes the files (cheap next to alignment) and says which
        images its cache lacks; the images missing from *any* process's cache
@@ -333,7 +333,7 @@ def embed_dataset_distributed(
     Raises:
         ValueError: ``output`` is not one the model has.
     """
-    from fiqa_bench.cache import KeyedStore
+    from fiqa_bench.pipeline.cache import KeyedStore
     from fiqa_bench.faces.templates import get_template
     from fiqa_bench import pipeline
 

@@ -4,7 +4,7 @@ An ONNX file is one serialised ``onnx.ModelProto`` message: a header
 (IR version, operator-set imports, producer) and a ``GraphProto`` holding the
 nodes in topological order and the weights as *initializers* (named
 tensors).  This module decodes it with the wire-format primitives of
-:mod:`fiqa_bench.protobuf_wire` and returns plain data: :class:`OnnxNode`
+:mod:`fiqa_bench.formats.protobuf_wire` and returns plain data: :class:`OnnxNode`
 (op type, input and output names, attributes as Python values),
 initializers as numpy arrays, and the declared inputs and outputs
 (:class:`ValueInfo`).  It reads; it does not run anything (the networks
@@ -63,7 +63,7 @@ from typing import Any
 
 import numpy as np
 
-from fiqa_bench.protobuf_wire import (
+from fiqa_bench.formats.protobuf_wire import (
     FIXED32,
     LENGTH_DELIMITED,
     WireFormatError,
