@@ -39,102 +39,50 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import onnx
+from onnx import numpy_helper
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fiqa_bench.formats.onnx_graph import read_onnx  # noqa: E402
-from fiqa_bench.formats.protobuf_wire import LENGTH_DELIMITED, encode_field, iter_fields, text  # noqa: E402
-
 BATCH_DIM = "N"
-
-
-def _first_dim_free(value_info: bytes) -> bytes:
-    """A ``ValueInfoProto`` whose first tensor dimension is the symbolic ``N``."""
-    def dim(buf: bytes) -> bytes:  # Dimension: 1 dim_value -> 2 dim_param
-        return encode_field(2, LENGTH_DELIMITED, BATCH_DIM)
-
-    def shape(buf: bytes) -> bytes:  # TensorShapeProto: first 1 dim rewritten
-        out, first = b"", True
-        for n, w, v in iter_fields(buf):
-            out += encode_field(n, w, dim(v) if n == 1 and first else v)
-            first = first and n != 1
-        return out
-
-    def rewrite(buf: bytes, path: tuple[int, ...], leaf: Callable[[bytes], bytes]) -> bytes:
-        return b"".join(encode_field(n, w, (leaf(v) if len(path) == 1 else rewrite(v, path[1:], leaf))
-                                     if n == path[0] else v)
-                        for n, w, v in iter_fields(buf))
-
-    return rewrite(value_info, (2, 1, 2), shape)  # ValueInfo.type -> TypeProto.tensor_type -> .shape
-
-
-def _batch_copying_shape(tensor: bytes) -> bytes:
-    """A Reshape's int64 shape ``TensorProto`` with its first entry 0 ("copy the input's batch dimension")."""
-    out = b""
-    for n, w, v in iter_fields(tensor):
-        if n == 9:  # raw_data
-            shape = np.frombuffer(v, "<i8").copy()
-            shape[0] = 0
-            v = shape.tobytes()
-        elif n == 7:
-            raise ValueError("only raw_data shapes are rewritten")
-        out += encode_field(n, w, v)
-    return out
 
 
 def dynamic_batch_copy(data: bytes) -> bytes:
     """The serialised ONNX model ``data`` with a free batch dimension, for onnxruntime at batch > 1.
 
-    The graph's declared input and output get the symbolic first dimension
-    ``N`` (``ModelProto`` 7 ``graph`` -> ``GraphProto`` 11 ``input`` / 12
-    ``output`` -> ``ValueInfoProto`` 2 ``type`` -> 1 ``tensor_type`` -> 2
-    ``shape`` -> first 1 ``dim``: 1 ``dim_value`` replaced by 2
-    ``dim_param``), and the shape constant of each Reshape whose first entry
-    is 1 (the export's ``[1, -1]``) becomes ``[0, -1]`` (0 copies the
-    input's dimension).  Nothing else changes, so the arithmetic is that of
-    the exported file.
+    The graph's declared inputs and outputs (those that are not initializers)
+    get the symbolic first dimension ``N``, and the shape constant of each
+    Reshape whose first entry is 1 (the export's ``[1, -1]``) becomes
+    ``[0, -1]`` (0 copies the input's dimension).  Nothing else changes, so
+    the arithmetic is that of the exported file.
     """
-    graph = read_onnx("<model>", data).graph
-    reshape_shapes = {node.inputs[1] for node in graph.nodes if node.op_type == "Reshape"
-                      and node.inputs[1] in graph.initializers and graph.initializers[node.inputs[1]].ravel()[0] == 1}
-
-    def tensor_name(buf: bytes) -> str:
-        return next((text(v) for n, _, v in iter_fields(buf) if n == 8), "")
-
-    def graph_fields(buf: bytes) -> bytes:
-        out = b""
-        for n, w, v in iter_fields(buf):
-            if n in (11, 12) and text(next(val for num, _, val in iter_fields(v) if num == 1)) not in graph.initializers:
-                v = _first_dim_free(v)
-            elif n == 5 and tensor_name(v) in reshape_shapes:
-                v = _batch_copying_shape(v)
-            out += encode_field(n, w, v)
-        return out
-
-    return b"".join(encode_field(n, w, graph_fields(v) if n == 7 else v) for n, w, v in iter_fields(data))
+    model = onnx.load_model_from_string(data)
+    graph = model.graph
+    initializers = {t.name: t for t in graph.initializer}
+    for info in (*graph.input, *graph.output):
+        if info.name not in initializers:
+            info.type.tensor_type.shape.dim[0].dim_param = BATCH_DIM  # replaces dim_value (a oneof)
+    for node in graph.node:
+        tensor = initializers.get(node.input[1]) if node.op_type == "Reshape" else None
+        if tensor is not None:
+            shape = numpy_helper.to_array(tensor).copy()
+            if shape.ravel()[0] == 1:
+                shape.ravel()[0] = 0
+                tensor.CopyFrom(numpy_helper.from_array(shape, tensor.name))
+    return model.SerializeToString()
 
 
 def flushed_copy(data: bytes, below: float) -> bytes:
     """The serialised ONNX model ``data`` with every float32 initializer value of magnitude below ``below``
     set to 0 (what :func:`~fiqa_bench.recognition.mobilefacenet.load_mobilefacenet` does to the weights),
-    so that onnxruntime can be timed on the same arithmetic as the port.  Only ``raw_data`` tensors
-    (``TensorProto`` 9) of data type 1 (FLOAT) are changed."""
-    def tensor(buf: bytes) -> bytes:
-        fields = list(iter_fields(buf))
-        is_float = any(n == 2 and v == 1 for n, _, v in fields)
-        out = b""
-        for n, w, v in fields:
-            if n == 9 and is_float:
-                values = np.frombuffer(v, "<f4").copy()
-                values[np.abs(values) < below] = 0
-                v = values.tobytes()
-            out += encode_field(n, w, v)
-        return out
-
-    def graph_fields(buf: bytes) -> bytes:
-        return b"".join(encode_field(n, w, tensor(v) if n == 5 else v) for n, w, v in iter_fields(buf))
-
-    return b"".join(encode_field(n, w, graph_fields(v) if n == 7 else v) for n, w, v in iter_fields(data))
+    so that onnxruntime can be timed on the same arithmetic as the port."""
+    model = onnx.load_model_from_string(data)
+    for tensor in model.graph.initializer:
+        if tensor.data_type == onnx.TensorProto.FLOAT:
+            values = numpy_helper.to_array(tensor).copy()
+            values[np.abs(values) < below] = 0
+            tensor.CopyFrom(numpy_helper.from_array(values, tensor.name))
+    return model.SerializeToString()
 
 
 def lfw_chips(n: int) -> np.ndarray:

@@ -35,11 +35,10 @@ import pytest
 import torch
 
 from fiqa_bench.faces.templates import DLIB_5_POINTS, LIGHTQNET_POINTS, get_template
-from fiqa_bench.formats.graphdef import DType, GraphDefError, Node, parse_graphdef, read_varint, signed64
+from fiqa_bench.formats.graphdef import DType, GraphDefError, Node, parse_graphdef
 from fiqa_bench.formats.graphdef_torch import GraphModule, TFConv2d, conv_weight_from_tf, tf_same_padding
 from fiqa_bench.methods.lightqnet import SHA256, LightQNet, model_file, network_input
 from fiqa_bench.pipeline.paths import default_models_root
-from fiqa_bench.formats.protobuf_wire import encode_varint
 
 REFERENCE = Path(__file__).parent / "data" / "lightqnet_reference.npz"
 TOLERANCE = 1e-5
@@ -49,11 +48,18 @@ WIDTHS = tuple(SHA256)
 
 
 # ------------------------------------------------------------------------------------
-# A tiny protobuf writer, to build test messages.
+# A tiny protobuf writer, to build test messages apart from the reader's declarations (the field
+# numbers below are written out from TensorFlow's .proto files).
 
 def varint(value: int) -> bytes:
-    """A varint as protobuf writes it (negatives as 64-bit two's complement)."""
-    return encode_varint(value)
+    """A varint as protobuf writes it: groups of 7 bits, low first (negatives as 64-bit two's complement)."""
+    value &= (1 << 64) - 1
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
 
 
 def field(number: int, value: int | bytes | str, wire: int | None = None) -> bytes:
@@ -98,17 +104,13 @@ def ints(key: str, values: list[int]) -> bytes:
 
 
 # ------------------------------------------------------------------------------------
-# The wire format.
+# The GraphDef reader.
 
-@pytest.mark.parametrize("raw, value", [(b"\x00", 0), (b"\x01", 1), (b"\x7f", 127), (b"\x80\x01", 128),
-                                        (b"\xac\x02", 300), (varint(2**63 + 5), 2**63 + 5)])
-def test_varint(raw: bytes, value: int):
-    assert read_varint(raw + b"\xff", 0) == (value, len(raw))
-
-
-def test_negative_varints_are_twos_complement():
-    raw = varint(-2)
-    assert len(raw) == 10 and signed64(read_varint(raw, 0)[0]) == -2
+@pytest.mark.parametrize("value, raw", [(0, b"\x00"), (1, b"\x01"), (127, b"\x7f"), (128, b"\x80\x01"),
+                                        (150, b"\x96\x01"), (-2, b"\xfe" + b"\xff" * 8 + b"\x01")])
+def test_the_test_writer_writes_protobuf_varints(value: int, raw: bytes):
+    """7 bits a byte, low group first, the high bit set when more follow; a negative int64 takes ten bytes."""
+    assert varint(value) == raw
 
 
 def test_hand_built_graphdef_is_read():
@@ -149,10 +151,40 @@ def test_a_short_value_list_fills_the_shape_with_its_last_value():
     np.testing.assert_array_equal(nodes[0].attrs["value"], [[1, 2, 2], [2, 2, 2]])
 
 
+def test_every_declared_attribute_field_is_read():
+    """The attribute and tensor fields the LightQNet graphs do not use, written with TensorFlow's numbers
+    (``attr_value.proto``, ``tensor.proto``, ``tensor_shape.proto``): each lands where the reader declares it."""
+    attrs = (attr("strings", field(1, field(2, "a") + field(2, b"\xff")))
+             + attr("floats", field(1, field(4, struct.pack("<2f", 0.5, -1.5))))
+             + attr("bools", field(1, field(5, bytes([1, 0]))))
+             + attr("types", field(1, field(6, varint(1) + varint(9))))
+             + attr("shapes", field(1, field(7, shape_msg(2, 3)) + field(7, field(3, 1))))
+             + attr("tensors", field(1, field(8, tensor_msg(np.array([1.5, 2.5], np.float32)))))
+             + attr("bytes", field(2, b"\xff\x00")) + attr("placeholder", field(9, "T"))
+             + attr("empty", b"") + attr("func", field(10, field(1, "f")))
+             + attr("double", field(8, field(1, 2) + field(2, shape_msg(2)) + field(6, struct.pack("<2d", 0.1, -2))))
+             + attr("flags", field(8, field(1, 10) + field(2, shape_msg(3)) + field(11, bytes([1, 0, 1])))))
+    got = parse_graphdef(node_msg("n", "Op", (), attrs))[0].attrs
+    assert got["strings"] == ["a", b"\xff"] and got["floats"] == [0.5, -1.5] and got["bools"] == [True, False]
+    assert got["types"] == [DType.DT_FLOAT, DType.DT_INT64] and got["shapes"] == [(2, 3), None]
+    assert len(got["tensors"]) == 1 and got["tensors"][0].tolist() == [1.5, 2.5]
+    assert got["bytes"] == b"\xff\x00" and got["placeholder"] == "T"
+    assert got["empty"] is None and got["func"] is None
+    assert got["double"].dtype == np.float64 and got["double"].tolist() == [0.1, -2.0]
+    assert got["flags"].dtype == np.bool_ and got["flags"].tolist() == [True, False, True]
+
+
 @pytest.mark.parametrize("message, match", [
-    (b"\x0a\x05ab", "runs past the end"),
-    (b"\x0b", "wire type 3"),
-    (b"\x0a", "truncated varint"),
+    (b"\x0a\x05ab", "protobuf cannot parse it as a GraphDef"),  # a field running past the end
+    (b"\x0b", "protobuf cannot parse it as a GraphDef"),  # wire type 3 (a group)
+    (b"\x0a", "protobuf cannot parse it as a GraphDef"),  # a truncated varint
+    (node_msg("a", b"\xff"), "protobuf cannot parse it as a GraphDef"),  # an op that is not UTF-8
+    (node_msg("a", ""), "a node without a name or op"),
+    (node_msg("c", "Const", (), attr("value", field(8, field(1, 1) + field(2, shape_msg(-1))))),
+     r"node 'c', attribute 'value': a constant tensor needs a fully known shape, got \(-1,\)"),
+    (node_msg("c", "Const", (), attr("value", field(8, field(1, 1) + field(2, shape_msg(2))
+                                                     + field(5, struct.pack("<3f", 1, 2, 3))))),
+     r"tensor of shape \(2,\) has 3 listed values"),
     (node_msg("c", "Const", (), attr("value", field(8, field(1, 1) + field(2, shape_msg(2)) + field(4, b"\0" * 5)))),
      "tensor_content holds 5 bytes"),
     (node_msg("c", "Const", (), attr("value", field(8, field(1, 7)))), "data type 7 is not supported"),

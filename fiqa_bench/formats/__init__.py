@@ -1,2 +1,2 @@
-"""Readers of the file formats published model weights come in: protobuf's wire format, ONNX models and
-TensorFlow GraphDefs (with a PyTorch module that runs a GraphDef's operations)."""
+"""Readers of the file formats published model weights come in: ONNX models (with the ``onnx`` package) and
+TensorFlow GraphDefs (with ``protobuf``), and a PyTorch module that runs a GraphDef's operations."""

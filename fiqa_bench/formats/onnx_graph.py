@@ -1,105 +1,57 @@
-"""A small reader of ONNX models (``.onnx``), without the ``onnx`` or ``protobuf`` packages.
+"""ONNX models (``.onnx``) read with the official ``onnx`` package and returned as plain data.
 
 An ONNX file is one serialised ``onnx.ModelProto`` message: a header
 (IR version, operator-set imports, producer) and a ``GraphProto`` holding the
 nodes in topological order and the weights as *initializers* (named
-tensors).  This module decodes it with the wire-format primitives of
-:mod:`fiqa_bench.formats.protobuf_wire` and returns plain data: :class:`OnnxNode`
-(op type, input and output names, attributes as Python values),
-initializers as numpy arrays, and the declared inputs and outputs
-(:class:`ValueInfo`).  It reads; it does not run anything (the networks
-ported from ONNX files are explicit PyTorch modules, e.g.
-:mod:`fiqa_bench.recognition.mobilefacenet`).
+tensors).  ``onnx`` parses it (:func:`onnx.load_model_from_string`, protobuf's
+runtime) and converts its tensors (:func:`onnx.numpy_helper.to_array`) and
+attributes (:func:`onnx.helper.get_attribute_value`); this module only turns
+the result into frozen dataclasses: :class:`OnnxModel`, :class:`OnnxGraph`
+(nodes, initializers as numpy arrays, declared inputs and outputs as
+:class:`ValueInfo`) and :class:`OnnxNode` (op type, input and output names,
+attributes as Python values).  Those are what the ports check node by node
+against their architecture (e.g. :mod:`fiqa_bench.recognition.mobilefacenet`)
+and what their tests edit (``dataclasses.replace``), free of protobuf's
+accessors.  It reads; it does not run anything (the networks ported from ONNX
+files are explicit PyTorch modules).
 
-The messages and field numbers read (``onnx/onnx.proto``, IR version <= 10)
------------------------------------------------------------------------------
-* ``ModelProto``: 1 ``ir_version`` (int64), 2 ``producer_name``, 3
-  ``producer_version``, 4 ``domain``, 5 ``model_version``, 6 ``doc_string``,
-  7 ``graph`` (``GraphProto``), 8 ``opset_import`` (repeated
-  ``OperatorSetIdProto``: 1 ``domain``, 2 ``version``); 14
-  ``metadata_props`` and later fields (training info, functions) are skipped.
-* ``GraphProto``: 1 ``node`` (repeated ``NodeProto``), 2 ``name``, 5
-  ``initializer`` (repeated ``TensorProto``), 10 ``doc_string``, 11
-  ``input``, 12 ``output``, 13 ``value_info`` (repeated ``ValueInfoProto``);
-  15 ``sparse_initializer`` is rejected.
-* ``NodeProto``: 1 ``input``, 2 ``output`` (repeated string; ``""`` is an
-  omitted optional input), 3 ``name``, 4 ``op_type``, 5 ``attribute``
-  (repeated ``AttributeProto``), 6 ``doc_string``, 7 ``domain``.
-* ``AttributeProto``: 1 ``name``, 20 ``type`` (``AttributeType``: 1 FLOAT,
-  2 INT, 3 STRING, 4 TENSOR, 5 GRAPH, 6 FLOATS, 7 INTS, 8 STRINGS, 9
-  TENSORS, 10 GRAPHS; 11-14, sparse tensors and type protos, are rejected),
-  then the value in the field of its type: 2 ``f`` (float, fixed32), 3 ``i``
-  (int64), 4 ``s`` (bytes), 5 ``t`` (``TensorProto``), 6 ``g``
-  (``GraphProto``), 7 ``floats``, 8 ``ints``, 9 ``strings``, 10 ``tensors``,
-  11 ``graphs``.  A file without ``type`` (IR version 1) gets the type of
-  the field present.
-* ``TensorProto``: 1 ``dims`` (repeated int64), 2 ``data_type``
-  (``TensorProto.DataType``, see :data:`NUMPY_DTYPE`), 8 ``name``, 9
-  ``raw_data`` (the little-endian array, row-major), else the typed list: 4
-  ``float_data`` (FLOAT), 5 ``int32_data`` (INT32 and every narrower type,
-  BOOL, and FLOAT16 as its bit pattern), 7 ``int64_data`` (INT64), 10
-  ``double_data`` (DOUBLE), 11 ``uint64_data`` (UINT32, UINT64); 14
-  ``data_location`` = 1 (EXTERNAL: the data in another file) is rejected.
-  Unlike TensorFlow, ONNX stores every value: a list must hold exactly
-  ``prod(dims)`` of them.
-* ``ValueInfoProto``: 1 ``name``, 2 ``type`` (``TypeProto``: 1
-  ``tensor_type``: 1 ``elem_type``, 2 ``shape``); ``TensorShapeProto``: 1
-  ``dim`` (repeated ``Dimension``: 1 ``dim_value`` (int64) or 2
-  ``dim_param`` (a symbolic name)).  Note that the dimension is field 1
-  here, field 2 in TensorFlow's ``TensorShapeProto``.
+Supported
+---------
+* Tensors of every data type ``to_array`` converts (float32/64, float16,
+  the integer types, bool, string; bfloat16, float8 and int4 through
+  ``ml_dtypes``), stored as ``raw_data`` or as the typed value list; each
+  array is a native-byte-order copy of the file's values, of its shape.
+* Attributes: FLOAT -> float (the float32 value, widened), INT -> int,
+  STRING -> ``str`` (UTF-8) or ``bytes`` when it is not text, TENSOR -> numpy
+  array, GRAPH -> :class:`OnnxGraph`, and the plural types -> lists of those.
+* Declared inputs, outputs and intermediates of tensor type, with their
+  element type and shape (an int, a symbolic name, or None per dimension).
 
-Attribute values become Python values: FLOAT -> float (the float32 value,
-widened), INT -> int, STRING -> ``str`` (UTF-8) or ``bytes`` when it is not
-text, TENSOR -> numpy array, GRAPH -> :class:`OnnxGraph`, and the plural
-types -> lists of those.
+Refused, as :class:`OnnxError` (a ValueError; :func:`read_onnx` names the file)
+-------------------------------------------------------------------------------
+* bytes that protobuf cannot parse as a ``ModelProto``, or a model without a graph;
+* tensors whose data lies in an external file (the ports check one file's
+  sha256; nothing is read beside it), of an unknown or UNDEFINED data type,
+  or whose values do not fill their shape;
+* sparse initializers and attributes of type SPARSE_TENSOR(S) or
+  TYPE_PROTO(S); an attribute without a type (IR version 1 files);
+* initializers without a name or with the same name twice.
 """
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from fiqa_bench.formats.protobuf_wire import (
-    FIXED32,
-    LENGTH_DELIMITED,
-    WireFormatError,
-    iter_fields,
-    repeated_scalars,
-    signed64,
-    text,
-)
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import AttributeProto, external_data_helper, helper, numpy_helper
 
 
-class OnnxError(WireFormatError):
+class OnnxError(ValueError):
     """The bytes are not an ONNX model this reader understands (the message says where and why)."""
-
-
-#: ``TensorProto.DataType`` -> numpy dtype (little-endian), for the types this reader decodes.
-NUMPY_DTYPE: dict[int, np.dtype] = {
-    1: np.dtype("<f4"),   # FLOAT
-    2: np.dtype("u1"),    # UINT8
-    3: np.dtype("i1"),    # INT8
-    4: np.dtype("<u2"),   # UINT16
-    5: np.dtype("<i2"),   # INT16
-    6: np.dtype("<i4"),   # INT32
-    7: np.dtype("<i8"),   # INT64
-    9: np.dtype("?"),     # BOOL
-    10: np.dtype("<f2"),  # FLOAT16
-    11: np.dtype("<f8"),  # DOUBLE
-    12: np.dtype("<u4"),  # UINT32
-    13: np.dtype("<u8"),  # UINT64
-}
-#: ``TensorProto`` field that holds the values of each data type when ``raw_data`` is absent.
-_TYPED_FIELD = {1: 4, 2: 5, 3: 5, 4: 5, 5: 5, 6: 5, 9: 5, 10: 5, 7: 7, 11: 10, 12: 11, 13: 11}
-
-#: ``AttributeProto.AttributeType`` values and the field that holds each.
-FLOAT, INT, STRING, TENSOR, GRAPH, FLOATS, INTS, STRINGS, TENSORS, GRAPHS = range(1, 11)
-_ATTRIBUTE_FIELD = {FLOAT: 2, INT: 3, STRING: 4, TENSOR: 5, GRAPH: 6,
-                    FLOATS: 7, INTS: 8, STRINGS: 9, TENSORS: 10, GRAPHS: 11}
 
 
 @dataclass(frozen=True)
@@ -189,235 +141,98 @@ class OnnxModel:
         return self.opset_imports.get("", self.opset_imports.get("ai.onnx", 0))
 
 
-# --- messages ------------------------------------------------------------------------------------
+# --- messages -> plain data ------------------------------------------------------------------------
 
-def _signed_list(wire: int, value: Any) -> list[int]:
-    return [signed64(v) for v in repeated_scalars(wire, value, "varint")]
-
-
-def parse_tensor(buf: bytes) -> tuple[str, np.ndarray]:
-    """A ``TensorProto``: its name and its values as a numpy array of its type and shape."""
-    name, dims, data_type, raw, location = "", [], 0, None, 0
-    typed: dict[int, list] = {}
-    for number, wire, value in iter_fields(buf):
-        if number == 1:
-            dims += _signed_list(wire, value)
-        elif number == 2:
-            data_type = signed64(value)
-        elif number == 8:
-            name = text(value)
-        elif number == 9:
-            raw = bytes(value)
-        elif number == 4:
-            typed.setdefault(4, []).extend(repeated_scalars(wire, value, "f"))
-        elif number == 10:
-            typed.setdefault(10, []).extend(repeated_scalars(wire, value, "d"))
-        elif number in (5, 7):
-            typed.setdefault(number, []).extend(_signed_list(wire, value))
-        elif number == 11:
-            typed.setdefault(11, []).extend(repeated_scalars(wire, value, "varint"))
-        elif number == 14:
-            location = value
-    where = f"tensor {name!r}"
-    if location == 1:
+def tensor_array(tensor: onnx.TensorProto) -> np.ndarray:
+    """A ``TensorProto``'s values as a numpy array of its type and shape (a writable copy, native byte order)."""
+    where = f"tensor {tensor.name!r}"
+    if external_data_helper.uses_external_data(tensor):
         raise OnnxError(f"{where}: its data is stored in an external file, which this reader does not read")
-    if data_type not in NUMPY_DTYPE:
-        raise OnnxError(f"{where}: data type {data_type} is not supported (known: {sorted(NUMPY_DTYPE)})")
-    if any(d < 0 for d in dims):
-        raise OnnxError(f"{where}: negative dimension in {tuple(dims)}")
-    dtype, shape = NUMPY_DTYPE[data_type], tuple(dims)
-    count = int(np.prod(shape, dtype=np.int64))
-    if raw is not None:
-        if len(raw) != count * dtype.itemsize:
-            raise OnnxError(f"{where}: raw_data holds {len(raw)} bytes, shape {shape} of {dtype} "
-                            f"needs {count * dtype.itemsize}")
-        array = np.frombuffer(raw, dtype=dtype).reshape(shape)
-    else:
-        values = typed.get(_TYPED_FIELD[data_type], [])
-        if len(values) != count:
-            raise OnnxError(f"{where}: shape {shape} needs {count} values, the file lists {len(values)}")
-        if data_type == 10:  # float16 values are listed as their 16-bit patterns
-            array = np.array(values, dtype="<u2").view(dtype).reshape(shape)
-        else:
-            array = np.array(values, dtype=dtype).reshape(shape)
-    return name, array.astype(dtype.newbyteorder("="))
+    if tensor.data_type not in onnx.TensorProto.DataType.values():
+        raise OnnxError(f"{where}: data type {tensor.data_type} is not an ONNX TensorProto.DataType")
+    try:
+        array = numpy_helper.to_array(tensor)
+    except (ValueError, TypeError) as exc:  # what to_array raises for a type or size it cannot convert
+        raise OnnxError(f"{where} (data type {tensor.data_type}, dims {tuple(tensor.dims)}): {exc}") from None
+    return np.array(array)  # to_array gives the native byte order; a copy, so that the arrays are writable
 
 
-def parse_value_info(buf: bytes) -> ValueInfo:
-    """A ``ValueInfoProto`` (a tensor's name, element type and shape)."""
-    name, elem_type, shape = "", 0, None
-    for number, _, value in iter_fields(buf):
-        if number == 1:
-            name = text(value)
-        elif number == 2:
-            for n, _, v in iter_fields(value):
-                if n != 1:  # sequence, map, optional ... types: only tensors are described
-                    continue
-                for tn, _, tv in iter_fields(v):
-                    if tn == 1:
-                        elem_type = signed64(tv)
-                    elif tn == 2:
-                        shape = _parse_shape(tv)
-    return ValueInfo(name, elem_type, shape)
-
-
-def _parse_shape(buf: bytes) -> tuple[int | str | None, ...]:
-    dims: list[int | str | None] = []
-    for number, _, value in iter_fields(buf):
-        if number == 1:
-            dim: int | str | None = None
-            for n, _, v in iter_fields(value):
-                if n == 1:
-                    dim = signed64(v)
-                elif n == 2:
-                    dim = text(v)
-            dims.append(dim)
-    return tuple(dims)
+def value_info(info: onnx.ValueInfoProto) -> ValueInfo:
+    """A ``ValueInfoProto``: a tensor's name, element type and shape (only tensor types are described)."""
+    if not info.type.HasField("tensor_type"):
+        return ValueInfo(info.name)
+    tensor_type = info.type.tensor_type
+    shape = None
+    if tensor_type.HasField("shape"):
+        shape = tuple(d.dim_value if d.HasField("dim_value") else d.dim_param if d.HasField("dim_param") else None
+                      for d in tensor_type.shape.dim)
+    return ValueInfo(info.name, tensor_type.elem_type, shape)
 
 
 def _string_value(value: bytes) -> str | bytes:
     try:
-        return text(value)
+        return value.decode("utf-8")
     except UnicodeDecodeError:
-        return bytes(value)
+        return value
 
 
-def parse_attribute(buf: bytes) -> tuple[str, Any]:
-    """An ``AttributeProto``: its name and its value as a Python value (see the module docstring)."""
-    name, kind = "", 0
-    seen: dict[int, list[tuple[int, Any]]] = {}
-    for number, wire, value in iter_fields(buf):
-        if number == 1:
-            name = text(value)
-        elif number == 20:
-            kind = signed64(value)
-        elif 2 <= number <= 11:
-            seen.setdefault(number, []).append((wire, value))
-        elif number in (22, 23, 14, 15):
-            raise OnnxError(f"attribute {name!r}: sparse tensors and type protos are not supported")
-    if not kind:  # IR version 1 files carry no type: take that of the field present
-        kinds = [k for k, f in _ATTRIBUTE_FIELD.items() if f in seen]
-        kind = kinds[0] if len(kinds) == 1 else (INTS if not seen else 0)
-        if not kind:
-            raise OnnxError(f"attribute {name!r}: no type and {len(seen)} value fields")
-    if kind not in _ATTRIBUTE_FIELD:
-        raise OnnxError(f"attribute {name!r}: attribute type {kind} is not supported")
-    occurrences = seen.get(_ATTRIBUTE_FIELD[kind], [])
-    if kind in (FLOAT, INT, STRING, TENSOR, GRAPH) and not occurrences:
-        if kind in (FLOAT, INT):  # proto3 leaves a zero default out
-            return name, 0.0 if kind == FLOAT else 0
-        raise OnnxError(f"attribute {name!r}: declared type {kind} but no value")
-    if kind == FLOAT:
-        wire, value = occurrences[-1]
-        if wire != FIXED32:
-            raise OnnxError(f"attribute {name!r}: float with wire type {wire}")
-        return name, struct.unpack("<f", value)[0]
-    if kind == INT:
-        return name, signed64(occurrences[-1][1])
-    if kind == STRING:
-        return name, _string_value(occurrences[-1][1])
-    if kind == TENSOR:
-        return name, parse_tensor(occurrences[-1][1])[1]
-    if kind == GRAPH:
-        return name, parse_graph(occurrences[-1][1])
-    if kind == FLOATS:
-        return name, [float(v) for wire, value in occurrences for v in repeated_scalars(wire, value, "f")]
-    if kind == INTS:
-        return name, [v for wire, value in occurrences for v in _signed_list(wire, value)]
-    if kind == STRINGS:
-        return name, [_string_value(value) for _, value in occurrences]
-    if kind == TENSORS:
-        return name, [parse_tensor(value)[1] for _, value in occurrences]
-    return name, [parse_graph(value) for _, value in occurrences]  # GRAPHS
+_UNSUPPORTED_ATTRIBUTES = {AttributeProto.SPARSE_TENSOR, AttributeProto.SPARSE_TENSORS,
+                           AttributeProto.TYPE_PROTO, AttributeProto.TYPE_PROTOS}
 
 
-def parse_node(buf: bytes) -> OnnxNode:
-    """A ``NodeProto``."""
-    name, op_type, domain = "", "", ""
-    inputs: list[str] = []
-    outputs: list[str] = []
-    attributes: list[bytes] = []
-    for number, _, value in iter_fields(buf):
-        if number == 1:
-            inputs.append(text(value))
-        elif number == 2:
-            outputs.append(text(value))
-        elif number == 3:
-            name = text(value)
-        elif number == 4:
-            op_type = text(value)
-        elif number == 5:
-            attributes.append(value)
-        elif number == 7:
-            domain = text(value)
-    if not op_type:
-        raise OnnxError(f"node {name!r} (outputs {outputs}) has no op_type")
+def attribute_value(attr: AttributeProto) -> Any:
+    """An ``AttributeProto``'s value as a Python value (see the module docstring)."""
+    if attr.type == AttributeProto.UNDEFINED:
+        raise OnnxError(f"attribute {attr.name!r} has no type (IR version 1 files are not supported)")
+    if attr.type in _UNSUPPORTED_ATTRIBUTES:
+        raise OnnxError(f"attribute {attr.name!r}: type {AttributeProto.AttributeType.Name(attr.type)} "
+                        f"(sparse tensors and type protos) is not supported")
+    value = helper.get_attribute_value(attr)
+    convert = {AttributeProto.STRING: _string_value, AttributeProto.STRINGS: _string_value,
+               AttributeProto.TENSOR: tensor_array, AttributeProto.TENSORS: tensor_array,
+               AttributeProto.GRAPH: graph_data, AttributeProto.GRAPHS: graph_data}.get(attr.type)
+    if convert is None:  # FLOAT(S), INT(S): already Python numbers
+        return value
+    return [convert(v) for v in value] if isinstance(value, list) else convert(value)
+
+
+def node_data(node: onnx.NodeProto) -> OnnxNode:
+    """A ``NodeProto``; an attribute it cannot convert is an :class:`OnnxError` naming the node."""
     attrs: dict[str, Any] = {}
-    for raw in attributes:
+    for attr in node.attribute:
         try:
-            key, attr = parse_attribute(raw)
-        except WireFormatError as exc:
-            raise OnnxError(f"node {name or outputs!r} ({op_type}): {exc}") from None
-        attrs[key] = attr
-    return OnnxNode(name, op_type, tuple(inputs), tuple(outputs), attrs, domain)
+            attrs[attr.name] = attribute_value(attr)
+        except OnnxError as exc:
+            raise OnnxError(f"node {node.name or list(node.output)!r} ({node.op_type}): {exc}") from None
+    return OnnxNode(node.name, node.op_type, tuple(node.input), tuple(node.output), attrs, node.domain)
 
 
-def parse_graph(buf: bytes) -> OnnxGraph:
+def graph_data(graph: onnx.GraphProto) -> OnnxGraph:
     """A ``GraphProto``."""
-    name = ""
-    nodes: list[OnnxNode] = []
+    if len(graph.sparse_initializer):
+        raise OnnxError(f"graph {graph.name!r}: sparse initializers are not supported")
     initializers: dict[str, np.ndarray] = {}
-    infos: dict[int, list[ValueInfo]] = {11: [], 12: [], 13: []}
-    for number, _, value in iter_fields(buf):
-        if number == 1:
-            nodes.append(parse_node(value))
-        elif number == 2:
-            name = text(value)
-        elif number == 5:
-            key, array = parse_tensor(value)
-            if not key:
-                raise OnnxError(f"graph {name!r}: an initializer without a name")
-            if key in initializers:
-                raise OnnxError(f"graph {name!r}: two initializers named {key!r}")
-            initializers[key] = array
-        elif number in infos:
-            infos[number].append(parse_value_info(value))
-        elif number == 15:
-            raise OnnxError(f"graph {name!r}: sparse initializers are not supported")
-    return OnnxGraph(name, tuple(nodes), initializers, tuple(infos[11]), tuple(infos[12]), tuple(infos[13]))
+    for tensor in graph.initializer:
+        if not tensor.name:
+            raise OnnxError(f"graph {graph.name!r}: an initializer without a name")
+        if tensor.name in initializers:
+            raise OnnxError(f"graph {graph.name!r}: two initializers named {tensor.name!r}")
+        initializers[tensor.name] = tensor_array(tensor)
+    return OnnxGraph(graph.name, tuple(node_data(n) for n in graph.node), initializers,
+                     tuple(value_info(v) for v in graph.input), tuple(value_info(v) for v in graph.output),
+                     tuple(value_info(v) for v in graph.value_info))
 
 
 def parse_model(data: bytes) -> OnnxModel:
     """A serialised ``ModelProto``."""
     try:
-        graph, ir_version, producer, version = None, 0, "", ""
-        opsets: dict[str, int] = {}
-        for number, wire, value in iter_fields(bytes(data)):
-            if number == 1:
-                ir_version = signed64(value)
-            elif number == 2:
-                producer = text(value)
-            elif number == 3:
-                version = text(value)
-            elif number == 7:
-                if wire != LENGTH_DELIMITED:
-                    raise OnnxError(f"field 7 (graph) has wire type {wire}")
-                graph = parse_graph(value)
-            elif number == 8:
-                domain, opset = "", 0
-                for n, _, v in iter_fields(value):
-                    if n == 1:
-                        domain = text(v)
-                    elif n == 2:
-                        opset = signed64(v)
-                opsets[domain] = opset
-    except OnnxError:
-        raise
-    except (WireFormatError, UnicodeDecodeError) as exc:  # a primitive's error, as this reader's
-        raise OnnxError(str(exc)) from None
-    if graph is None:
-        raise OnnxError("the model has no graph (field 7)")
-    return OnnxModel(graph, ir_version, opsets, producer, version)
+        proto = onnx.load_model_from_string(bytes(data))
+    except DecodeError as exc:
+        raise OnnxError(f"protobuf cannot parse it ({exc})") from None
+    if not proto.HasField("graph"):
+        raise OnnxError("the model has no graph")
+    return OnnxModel(graph_data(proto.graph), proto.ir_version,
+                     {o.domain: o.version for o in proto.opset_import}, proto.producer_name, proto.producer_version)
 
 
 def read_onnx(path: str | Path, data: bytes | None = None) -> OnnxModel:
@@ -428,5 +243,5 @@ def read_onnx(path: str | Path, data: bytes | None = None) -> OnnxModel:
         raise OnnxError(f"{path}: not an ONNX model this reader understands: {exc}") from None
 
 
-__all__ = ["NUMPY_DTYPE", "OnnxError", "OnnxGraph", "OnnxModel", "OnnxNode", "ValueInfo", "parse_attribute",
-           "parse_graph", "parse_model", "parse_node", "parse_tensor", "parse_value_info", "read_onnx"]
+__all__ = ["OnnxError", "OnnxGraph", "OnnxModel", "OnnxNode", "ValueInfo", "attribute_value", "graph_data",
+           "node_data", "parse_model", "read_onnx", "tensor_array", "value_info"]
