@@ -82,7 +82,8 @@ def main() -> None:
 
     import dlib
 
-    from fiqa_bench.faces.align import AlignmentSettings, pick_central
+    from fiqa_bench.faces.align import AlignmentSettings
+    from fiqa_bench.faces.detector import pick_central
     from fiqa_bench.faces.io import load_rgb
     from fiqa_bench.faces.retinaface import FACE_THRESHOLD, RetinaFace, central_face
     from fiqa_bench.pipeline.paths import default_data_root

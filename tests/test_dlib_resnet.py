@@ -265,7 +265,7 @@ def test_expected_layers_match_the_real_file() -> None:
 def test_registry_factory() -> None:
     from fiqa_bench.recognition.registry import MODELS
 
-    model = MODELS.get("dlib")(None, "cpu")
+    model = MODELS.get("dlib").build(None, "cpu")
     assert MODELS.canonical("dlib") == "dlib-resnet"
     assert model.card.template == "dlib150" and model.card.embedding_dim == 128
     assert model.chip_size == 150
@@ -278,7 +278,7 @@ def test_registry_factory() -> None:
     # the last level's pooled output is the backbone output (dlib pools it globally)
     np.testing.assert_allclose(stages[:, -256:], model.backbone_features(chips), rtol=1e-5, atol=1e-6)
     assert model.stage_features(chips[:0]).shape == (0, 736)
-    assert model.fingerprint() == MODELS.get("dlib-resnet")(None, "cpu").fingerprint()
+    assert model.fingerprint() == MODELS.get("dlib-resnet").build(None, "cpu").fingerprint()
 
 
 # ------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ import pytest
 from PIL import Image
 
 from conftest import random_texture
-from fiqa_bench.faces.align import NO_FACE_NOTE, AlignmentSettings, FaceAligner, pick_central, process_image
+from fiqa_bench.faces.align import NO_FACE_NOTE, AlignmentSettings, FaceAligner, process_image
+from fiqa_bench.faces.detector import pick_central
 from fiqa_bench.faces.io import ImageLoadError, load_rgb
 from fiqa_bench.faces.templates import (
     ARCFACE_112_POINTS,

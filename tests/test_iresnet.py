@@ -46,7 +46,7 @@ def chips() -> np.ndarray:
 
 
 def _load(path: Path, arch: str = "iresnet50") -> TorchRecognitionModel:
-    return MODELS.get(arch)(path, "cpu")
+    return MODELS.get(arch).build(path, "cpu")
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,7 @@ def test_iresnet100_tiny_forward() -> None:
 
 def test_weights_are_required() -> None:
     with pytest.raises(ValueError, match="--weights PATH"):
-        MODELS.get("iresnet50")(None, "cpu")
+        MODELS.get("iresnet50").build(None, "cpu")
 
 
 def test_missing_checkpoint_names_the_path(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ def _texture(seed: int, sigma: float = 2.0) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def model() -> lbp.LBPModel:
-    return MODELS.get("lbp")(None, "cpu")
+    return MODELS.get("lbp").build(None, "cpu")
 
 
 def test_registry_entry_and_card(model: lbp.LBPModel) -> None:
@@ -34,9 +34,9 @@ def test_registry_entry_and_card(model: lbp.LBPModel) -> None:
     assert model.card.template == "arcface112" and model.card.weights == "none"
     assert model.card.embedding_dim == DIM == model.embedding_dim
     assert model.chip_size == 112
-    assert isinstance(MODELS.get("lbp")(None, "cuda:3"), lbp.LBPModel)  # device is ignored
+    assert isinstance(MODELS.get("lbp").build(None, "cuda:3"), lbp.LBPModel)  # device is ignored
     with pytest.raises(ValueError, match="no weights"):
-        MODELS.get("lbp")(Path("w.pth"), "cpu")
+        MODELS.get("lbp").build(Path("w.pth"), "cpu")
 
 
 def test_shapes_and_unit_norm(model: lbp.LBPModel) -> None:

@@ -1,21 +1,15 @@
 """Face detection, 5-point landmarks and aligned chips.
 
-For each image, the detector of :attr:`AlignmentSettings.detector` looks
-for faces:
-
-* ``hog`` (default): dlib's HOG frontal-face detector is run at the
-  upsampling levels in :attr:`AlignmentSettings.upsample_attempts`
-  (default: none, then 2x) until it finds a face.
-* ``retinaface``: RetinaFace-MobileNet0.25 (:mod:`fiqa_bench.faces.retinaface`)
-  at the image's own size; detections scoring at least 0.6 are faces.  It
-  also finds non-frontal faces and gives the five ArcFace points (eye
-  centres, nose tip, mouth corners: :attr:`FaceAnalysis.points5`), which
-  the templates that have ArcFace-point targets (``arcface112``,
-  ``lightqnet96``) are cut from, as insightface cuts its chips.
-
-Of several faces the one whose box centre is
-nearest the image centre is kept (LFW and most FIQA sets are centred on the
-subject), and the count is noted.  When no face is found at any level, the
+For each image, the registered face detector named by
+:attr:`AlignmentSettings.detector` (:data:`~fiqa_bench.faces.detector.DETECTORS`;
+one module per detector in :mod:`fiqa_bench.faces.detectors`: dlib's HOG,
+the default, and RetinaFace-MobileNet0.25) looks for faces.  Of several
+faces the one whose box centre is nearest the image centre is kept (LFW and
+most FIQA sets are centred on the subject), and the count is noted.  A
+detector whose card gives the five ArcFace points (eye centres, nose tip,
+mouth corners: :attr:`FaceAnalysis.points5`) has the templates with
+ArcFace-point targets (``arcface112``, ``lightqnet96``) cut from them, as
+insightface cuts its chips.  When no face is found, the
 **fallback** box :attr:`AlignmentSettings.fallback_box` (fractions of the
 image width/height; the default is the median HOG box on LFW's 250x250
 deep-funneled images) is used and the image is noted
@@ -35,14 +29,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fiqa_bench.faces.detector import DEFAULT_DETECTOR, DETECTORS, FaceDetector
 from fiqa_bench.faces.io import ImageLoadError, load_rgb
 from fiqa_bench.faces.templates import ChipTemplate, arcface_points, umeyama_similarity
 from fiqa_bench.pipeline.hashing import sha256_json
 
 LANDMARK_MODEL = "shape_predictor_5_face_landmarks.dat"
 NO_FACE_NOTE = "no face detected: fallback box"
-#: The face detectors :class:`AlignmentSettings` can use.
-DETECTORS = ("hog", "retinaface")
 
 
 def face_outcome(failure: str, notes: str, detector: str) -> str:
@@ -62,18 +55,16 @@ class AlignmentSettings:
             until a face is found.
         fallback_box: (left, top, right, bottom) as fractions of the image
             width and height, used when no face is found.
-        detector: ``"hog"`` (dlib's HOG detector, the upsampling levels
-            above) or ``"retinaface"`` (RetinaFace-MobileNet0.25, which also
-            gives the ArcFace five points; :mod:`fiqa_bench.faces.retinaface`).
+        detector: a registered face detector (:data:`~fiqa_bench.faces.detector.DETECTORS`).
     """
 
     upsample_attempts: tuple[int, ...] = (0, 1)
     fallback_box: tuple[float, float, float, float] = (0.308, 0.356, 0.724, 0.756)
-    detector: str = "hog"
+    detector: str = DEFAULT_DETECTOR
 
     def __post_init__(self) -> None:
-        if self.detector not in DETECTORS:
-            raise ValueError(f"unknown face detector {self.detector!r}; known: {', '.join(DETECTORS)}")
+        if self.detector not in DETECTORS.names():
+            raise ValueError(f"unknown face detector {self.detector!r}; known: {', '.join(DETECTORS.names())}")
         if not self.upsample_attempts or any(u < 0 or u > 3 for u in self.upsample_attempts):
             raise ValueError(f"upsample_attempts must be levels in 0..3, got {self.upsample_attempts}")
         left, top, right, bottom = self.fallback_box
@@ -81,17 +72,18 @@ class AlignmentSettings:
             raise ValueError(f"fallback_box must be fractions with left<right, top<bottom: {self.fallback_box}")
 
     def digest(self) -> str:
-        """Hash of these settings and of the dlib version that applies them."""
+        """Hash of these settings, of what decides where the detector finds faces (its
+        :meth:`~fiqa_bench.faces.detector.FaceDetector.digest_settings`, under its name) and of the dlib
+        version that applies them.  A detector whose card is not ``named_in_digest`` leaves its name out:
+        the digest of every cache made before detectors could be chosen."""
         import dlib
 
         settings: dict = asdict(self)
-        if self.detector == "hog":
-            del settings["detector"]  # the digest of every cache made before detectors could be chosen
+        detector = DETECTORS.get(self.detector)
+        if detector.card.named_in_digest:
+            settings[detector.card.name] = dict(detector.digest_settings())
         else:
-            from fiqa_bench.faces import retinaface
-
-            settings["retinaface"] = {"weights_sha256": retinaface.SHA256, "face_threshold": retinaface.FACE_THRESHOLD,
-                                      "post_processing": asdict(retinaface.DetectionSettings())}
+            del settings["detector"]
         return sha256_json({"settings": settings, "dlib": dlib.__version__, "landmarks": LANDMARK_MODEL})[:16]
 
 
@@ -114,24 +106,13 @@ class FaceAnalysis:
     points5: np.ndarray | None = None
 
 
-def pick_central(boxes: list[tuple[int, int, int, int]], width: int, height: int) -> int:
-    """Index of the box whose centre is nearest the image centre (larger box wins a tie)."""
-    def key(i: int) -> tuple[float, float]:
-        left, top, right, bottom = boxes[i]
-        cx, cy = (left + right) / 2, (top + bottom) / 2
-        return ((cx - width / 2) ** 2 + (cy - height / 2) ** 2, -(right - left) * (bottom - top))
-
-    return min(range(len(boxes)), key=key)
-
-
 class FaceAligner:
-    """Detects, landmarks and cuts chips; dlib models are loaded on first use."""
+    """Detects, landmarks and cuts chips; the detector and dlib's shape predictor are loaded on first use."""
 
     def __init__(self, settings: AlignmentSettings | None = None) -> None:
         self.settings = settings or AlignmentSettings()
-        self._detector = None
+        self._detector: FaceDetector | None = None
         self._predictor = None
-        self._retinaface = None
 
     def _models(self):  # noqa: ANN202 - dlib types
         if self._detector is None:
@@ -139,23 +120,9 @@ class FaceAligner:
 
             from fiqa_bench.pipeline.paths import dlib_model_file
 
-            self._detector = dlib.get_frontal_face_detector()
+            self._detector = DETECTORS.get(self.settings.detector)(self.settings)
             self._predictor = dlib.shape_predictor(str(dlib_model_file(LANDMARK_MODEL)))
         return self._detector, self._predictor
-
-    def _retinaface_face(self, image: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray, int] | None:
-        """(box, ArcFace points, faces found) of the most central RetinaFace face, or None."""
-        from fiqa_bench.faces.retinaface import RetinaFace, central_face
-
-        if self._retinaface is None:
-            self._retinaface = RetinaFace()
-        height, width = image.shape[:2]
-        face = central_face(self._retinaface.detect(image), width, height)
-        if face is None:
-            return None
-        left, top, right, bottom = (int(round(v)) for v in face.box)
-        box = (max(left, 0), max(top, 0), min(right, width - 1), min(bottom, height - 1))
-        return box, face.landmarks.astype(np.float64), face.faces
 
     def analyse(self, image: np.ndarray) -> FaceAnalysis:
         """Face box and five landmarks of the most central face in ``image`` (RGB uint8)."""
@@ -164,26 +131,15 @@ class FaceAligner:
         detector, predictor = self._models()
         height, width = image.shape[:2]
         notes: list[str] = []
-        points5 = None
-        found = 0
-        if self.settings.detector == "retinaface":
-            kept = self._retinaface_face(image)
-            if kept is not None:
-                box, points5, found = kept
-        else:
-            boxes: list[tuple[int, int, int, int]] = []
-            for level in self.settings.upsample_attempts:
-                boxes = [(r.left(), r.top(), r.right(), r.bottom()) for r in detector(image, level)]
-                if boxes:
-                    break
-            if boxes:
-                box, found = boxes[pick_central(boxes, width, height)], len(boxes)
-        if found:
-            if found > 1:
-                notes.append(f"{found} faces detected: kept the most central")
+        found = detector.find(image)
+        if found is not None:
+            box, points5 = found.box, found.points5
+            if found.faces > 1:
+                notes.append(f"{found.faces} faces detected: kept the most central")
         else:
             fl, ft, fr, fb = self.settings.fallback_box
             box = (round(fl * width), round(ft * height), round(fr * width), round(fb * height))
+            points5 = None
             notes.append(NO_FACE_NOTE)
         shape = predictor(image, dlib.rectangle(*box))
         landmarks = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.int32)

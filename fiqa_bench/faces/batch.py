@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from fiqa_bench.faces.align import AlignmentSettings, FaceAligner, FaceAnalysis, ImageResult, process_image
+from fiqa_bench.faces.detector import detector_card
 from fiqa_bench.faces.templates import ChipTemplate
 
 #: One image's work: its path, the templates to cut, and its face if already known.
@@ -30,8 +31,9 @@ def _init_worker(settings: AlignmentSettings) -> None:
 
 
 def _init_pool_worker(settings: AlignmentSettings) -> None:
-    """:func:`_init_worker` in a pool process, where RetinaFace runs on one thread (the workers share the cores)."""
-    if settings.detector == "retinaface":
+    """:func:`_init_worker` in a pool process, where a detector that runs on torch gets one thread (the
+    workers share the cores)."""
+    if detector_card(settings.detector).uses_torch:
         import torch
 
         torch.set_num_threads(1)

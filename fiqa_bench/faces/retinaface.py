@@ -83,7 +83,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fiqa_bench.faces.align import pick_central
+from fiqa_bench.faces.detector import pick_central
 from fiqa_bench.pipeline.hashing import sha256_file, sha256_json
 from fiqa_bench.pipeline.paths import default_models_root
 
@@ -387,7 +387,7 @@ class Face:
 def central_face(detections: Detections, width: int, height: int, min_score: float = FACE_THRESHOLD) -> Face | None:
     """The detection scoring at least ``min_score`` whose box centre is nearest the image centre, or None.
 
-    The rule of the HOG path (:func:`fiqa_bench.faces.align.pick_central`):
+    The rule of every detector (:func:`fiqa_bench.faces.detector.pick_central`):
     nearest centre, the larger box on a tie.
     """
     candidates = np.flatnonzero(detections.scores >= min_score)

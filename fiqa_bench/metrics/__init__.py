@@ -27,10 +27,9 @@ from fiqa_bench.metrics.comparisons import (
     comparisons_from_pairs,
     comparisons_from_scores,
 )
+from fiqa_bench.metrics.curves import DiscardCurve, EDCSteps
 from fiqa_bench.metrics.discard import (
     DEFAULT_DISCARD_FRACTIONS,
-    DiscardCurve,
-    EDCSteps,
     EVRCResult,
     edc_steps,
     edc_steps_from_samples,

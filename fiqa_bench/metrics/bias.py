@@ -174,8 +174,8 @@ def wasserstein_1d(a: np.ndarray, b: np.ndarray) -> float:
         The distance, in the unit of the values (0 for identical multisets).
 
     Example:
-        >>> wasserstein_1d(np.array([0.0, 1.0]), np.array([0.0, 0.0, 3.0]))
-        0.8333333333333333
+        >>> wasserstein_1d(np.array([0.0, 1.0]), np.array([0.0, 0.0, 3.0]))  # 1/6 * |1 - 0| + 2/6 * |1 - 3| = 5/6
+        0.8333...
     """
     x = np.sort(_as_sample("a", a))
     y = np.sort(_as_sample("b", b))

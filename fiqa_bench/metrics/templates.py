@@ -140,8 +140,8 @@ def quality_weights(qualities: np.ndarray, scheme: str = "minmax") -> np.ndarray
     Example:
         >>> quality_weights(np.array([-2.0, 0.0, 2.0, np.nan])).tolist()
         [0.0, 0.5, 1.0, 0.0]
-        >>> quality_weights(np.array([5.0, 1.0, 5.0, np.nan]), "rank").tolist()
-        [0.8333333333333334, 0.3333333333333333, 0.8333333333333334, 0.0]
+        >>> quality_weights(np.array([5.0, 1.0, 5.0, np.nan]), "rank").round(4).tolist()  # ranks 2.5, 1, 2.5 of m = 3
+        [0.8333, 0.3333, 0.8333, 0.0]
     """
     if scheme not in WEIGHT_SCHEMES:
         raise ValueError(f"scheme must be one of {list(WEIGHT_SCHEMES)}, got {scheme!r}")

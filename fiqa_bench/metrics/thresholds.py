@@ -158,6 +158,12 @@ def tar_at_fmr(
         impostor_scores: ``(I,)`` finite scores of impostor comparisons.
         fmr: target FMR in (0, 1).
         min_false_matches: sufficiency requirement, see :func:`threshold_at_fmr`.
+
+    Example:
+        >>> g, i = np.array([0.2, 0.25, 0.5, 0.9]), np.array([0.1, 0.2, 0.2, 0.3])
+        >>> r = tar_at_fmr(g, i, 0.5, min_false_matches=1)
+        >>> r.tar, r.threshold.fmr   # accept s > 0.2: the impostors tied at 0.2 are rejected, so is the genuine 0.2
+        (0.75, 0.25)
     """
     g = as_scores("genuine_scores", genuine_scores)
     thr = threshold_at_fmr(impostor_scores, fmr, min_false_matches=min_false_matches)
@@ -204,6 +210,11 @@ def roc(genuine_scores: np.ndarray, impostor_scores: np.ndarray) -> ROC:
 
     Equals ``sklearn.metrics.roc_curve(labels, scores, drop_intermediate=False)``
     with genuine = positive class.
+
+    Example:
+        >>> r = roc(np.array([0.9, 0.5]), np.array([0.5, 0.1]))
+        >>> r.thresholds.tolist(), r.fmr.tolist(), r.tar.tolist()   # at t = 0.5 both scores of 0.5 are accepted
+        ([inf, 0.9, 0.5, 0.1], [0.0, 0.0, 0.5, 1.0], [0.0, 0.5, 1.0, 1.0])
     """
     g = as_scores("genuine_scores", genuine_scores).astype(np.float64)
     i = as_scores("impostor_scores", impostor_scores).astype(np.float64)

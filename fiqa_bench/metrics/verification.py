@@ -45,8 +45,12 @@ def best_threshold_accuracy(scores: np.ndarray, genuine: np.ndarray) -> Threshol
         genuine: ``(N,)`` bool, True for same-identity pairs.
 
     Example:
-        >>> best_threshold_accuracy(np.array([0.9, 0.8, 0.3, 0.1]), np.array([1, 1, 0, 0], bool)).accuracy
-        1.0
+        >>> r = best_threshold_accuracy(np.array([0.9, 0.8, 0.3, 0.1]), np.array([1, 1, 0, 0], bool))
+        >>> r.accuracy, r.threshold   # accept s >= 0.8: the highest threshold that decides every pair right
+        (1.0, 0.8)
+        >>> r = best_threshold_accuracy(np.array([0.9, 0.5, 0.5, 0.1]), np.array([1, 1, 0, 0], bool))
+        >>> r.accuracy, r.threshold   # the pairs tied at 0.5 are decided together: 3 of 4 at best, highest t 0.9
+        (0.75, 0.9)
     """
     scores = np.asarray(scores, dtype=np.float64)
     genuine = np.asarray(genuine, dtype=bool)

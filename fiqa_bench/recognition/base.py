@@ -16,13 +16,16 @@ sees it (:meth:`TorchRecognitionModel.stage_features`).
 from __future__ import annotations
 
 import hashlib
+import weakref
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from torch import nn
+
+from fiqa_bench.faces.detector import DEFAULT_DETECTOR
 
 
 @dataclass(frozen=True)
@@ -36,8 +39,8 @@ class ModelCard:
             :mod:`fiqa_bench.faces.templates`), e.g. ``"dlib150"``.
         embedding_dim: length of the embedding.
         weights: where the weights come from (file, package, "none").
-        detector: the face detector its chips are cut after by default
-            (``"hog"`` or ``"retinaface"``; ``--detector`` overrides it).
+        detector: the registered face detector its chips are cut after by default
+            (:data:`~fiqa_bench.faces.detector.DETECTORS`; ``--detector`` overrides it).
     """
 
     name: str
@@ -45,7 +48,7 @@ class ModelCard:
     template: str
     embedding_dim: int
     weights: str
-    detector: str = "hog"
+    detector: str = DEFAULT_DETECTOR
 
 
 def l2_normalise(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
@@ -127,6 +130,45 @@ class TorchEmbeddingNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.embedding(self.backbone(x))
+
+    # A network handed out by create_model is read by every caller of its model in the process (see
+    # share_network): it refuses what would change it for the others; copy.deepcopy gives an unshared copy.
+
+    def train(self, mode: bool = True) -> TorchEmbeddingNet:
+        if mode:
+            _refuse_if_shared(self, "train")
+        return super().train(mode)
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        _refuse_if_shared(self, "load new weights into")
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def _apply(self, *args: Any, **kwargs: Any) -> TorchEmbeddingNet:
+        _refuse_if_shared(self, "move or convert")
+        return super()._apply(*args, **kwargs)
+
+
+#: The networks of the models :func:`~fiqa_bench.recognition.create_model` hands out, with their references.
+_SHARED_NETWORKS: weakref.WeakKeyDictionary[TorchEmbeddingNet, str] = weakref.WeakKeyDictionary()
+
+
+def share_network(network: TorchEmbeddingNet, reference: str) -> None:
+    """Mark ``network`` as the one every caller of the model ``reference`` reads in this process.
+
+    From then on it refuses to be put in training mode, to load weights and to
+    be moved or converted (also as part of a larger module), with an error
+    naming the way out: a caller that fine-tunes, reloads or moves a network
+    works on its own ``copy.deepcopy(model.network)`` (a copy is not shared).
+    """
+    _SHARED_NETWORKS[network] = reference
+
+
+def _refuse_if_shared(network: TorchEmbeddingNet, action: str) -> None:
+    reference = _SHARED_NETWORKS.get(network)
+    if reference is not None:
+        raise RuntimeError(f"the network of recognition model {reference!r} is shared by every user of that model "
+                           f"in this process; a caller that must {action} it works on its own copy: "
+                           f"copy.deepcopy(model.network)")
 
 
 class TorchRecognitionModel(RecognitionModel):

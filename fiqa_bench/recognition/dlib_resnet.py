@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,7 @@ from torch import nn
 
 from fiqa_bench.recognition.base import ModelCard, TorchEmbeddingNet, TorchRecognitionModel
 from fiqa_bench.recognition.dlib_serialization import TAG_OR_SKIP, DlibNetwork, parse_dlib_network
-from fiqa_bench.recognition.registry import MODELS
+from fiqa_bench.recognition.registry import register_model
 
 MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 CHIP_SIZE = 150
@@ -383,22 +384,23 @@ def load_dlib_resnet(
     return model.eval()
 
 
-def _factory(weights: Path | None, device: str) -> TorchRecognitionModel:
+CARD = ModelCard(
+    name="dlib-resnet",
+    description="dlib's ResNet-29 face recognition model (128-d), ported to PyTorch from its .dat file",
+    template="dlib150",
+    embedding_dim=EMBEDDING_DIM,
+    weights=f"{MODEL_FILE} (from $FIQA_BENCH_DLIB_MODELS, else the face_recognition_models package)",
+)
+
+
+def build(weights: Path | None, device: str) -> TorchRecognitionModel:
+    """``dlib-resnet`` on ``device``: dlib's published ``.dat`` file, or the ``.dat`` file ``weights``."""
     path = Path(weights) if weights is not None else default_model_path()
     net = load_dlib_resnet(path)
-    card = ModelCard(
-        name="dlib-resnet",
-        description=_DESCRIPTION,
-        template="dlib150",
-        embedding_dim=EMBEDDING_DIM,
-        weights=str(path),
-    )
-    return TorchRecognitionModel(card, net, chip_size=CHIP_SIZE, weights_digest=net.weights_sha256,
-                                 device=device)
+    return TorchRecognitionModel(replace(CARD, weights=str(path)), net, chip_size=CHIP_SIZE,
+                                 weights_digest=net.weights_sha256, device=device)
 
 
-_DESCRIPTION = "dlib's ResNet-29 face recognition model (128-d), ported to PyTorch from its .dat file"
-
-MODELS.add("dlib-resnet", _factory, description=_DESCRIPTION, aliases=("dlib",))
+register_model(CARD, build, aliases=("dlib",))
 
 __all__ = ["BLOCKS", "DlibResNet", "expected_layers", "load_dlib_resnet", "raw_state_dict"]

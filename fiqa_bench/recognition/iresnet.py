@@ -49,7 +49,7 @@ from torch import nn
 
 from fiqa_bench.pipeline.hashing import sha256_file
 from fiqa_bench.recognition.base import ModelCard, TorchEmbeddingNet, TorchRecognitionModel
-from fiqa_bench.recognition.registry import MODELS, ModelFactory
+from fiqa_bench.recognition.registry import ModelFactory, register_model
 
 CHIP_SIZE = 112
 """Side of the square input chip (ArcFace template)."""
@@ -338,14 +338,14 @@ def load_iresnet(
     )
 
 
-def _factory(arch: str) -> ModelFactory:
-    def make(weights: Path | None, device: str) -> TorchRecognitionModel:
+def _builder(arch: str) -> ModelFactory:
+    def build(weights: Path | None, device: str) -> TorchRecognitionModel:
         return load_iresnet(arch, weights, device)
 
-    make.__name__ = f"make_{arch}"
-    make.__doc__ = f"Build {arch} from the user checkpoint ``weights`` on ``device``."
-    return make
+    build.__name__ = f"build_{arch}"
+    build.__doc__ = f"Build {arch} from the user checkpoint ``weights`` on ``device``."
+    return build
 
 
 for _arch in ARCHITECTURES:
-    MODELS.add(_arch, _factory(_arch), description=CARDS[_arch].description)
+    register_model(CARDS[_arch], _builder(_arch))

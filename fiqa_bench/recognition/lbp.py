@@ -70,7 +70,7 @@ import numpy as np
 from skimage.feature import local_binary_pattern
 
 from fiqa_bench.recognition.base import ModelCard, RecognitionModel, check_chips, l2_normalise
-from fiqa_bench.recognition.registry import MODELS
+from fiqa_bench.recognition.registry import register_model
 
 CODE_VERSION = "1"
 """Bump whenever a change could alter the embeddings (part of the fingerprint)."""
@@ -241,10 +241,10 @@ def _card(grid: int, radius: int) -> ModelCard:
 
 
 def make_lbp(weights: Path | None, device: str) -> LBPModel:
-    """Registry factory: the default 7x7, R=1 model; ``device`` is ignored."""
+    """Registry builder: the default 7x7, R=1 model; ``device`` is ignored."""
     if weights is not None:
         raise ValueError(f"the lbp model has no weights; do not pass --weights (got {weights})")
     return LBPModel()
 
 
-MODELS.add("lbp", make_lbp, description=_card(DEFAULT_GRID, DEFAULT_RADIUS).description)
+register_model(_card(DEFAULT_GRID, DEFAULT_RADIUS), make_lbp)

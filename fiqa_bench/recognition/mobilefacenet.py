@@ -3,8 +3,8 @@
 The weights are those of ``fr_feature.onnx`` from the npm package
 ``faceplugin-face-recognition-js`` 0.0.1 (MIT; the package does not say what
 data the model was trained on), read in place from
-``<models root>/faceplugin-fr/`` (sha256-checked, never copied) by
-:mod:`fiqa_bench.formats.onnx_graph`; neither ``onnx`` nor ``onnxruntime`` is needed.
+``<models root>/faceplugin-fr/`` (sha256-checked, never copied) with the
+``onnx`` package (:mod:`fiqa_bench.formats.onnx_graph`); ``onnxruntime`` is not needed.
 The export (opset 9, PyTorch 1.10) has every batch norm folded into the
 convolution before it, so each convolution has a bias and the network is
 convolutions, PReLUs and residual sums only: 50 Conv, 33 PRelu, 12 Add and a
@@ -106,7 +106,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -115,7 +115,7 @@ from torch import nn
 
 from fiqa_bench.formats.onnx_graph import OnnxError, OnnxGraph, OnnxNode, read_onnx
 from fiqa_bench.recognition.base import ModelCard, TorchEmbeddingNet, TorchRecognitionModel
-from fiqa_bench.recognition.registry import MODELS
+from fiqa_bench.recognition.registry import register_model
 
 MODEL_DIR = "faceplugin-fr"
 """Folder of the published file under the models root."""
@@ -549,21 +549,21 @@ def load_mobilefacenet(
     return network.eval()
 
 
-_DESCRIPTION = ("MobileFaceNet (faceplugin-face-recognition-js, MIT), 112x112 ArcFace chips, 512-d, "
-                "ported to PyTorch from its ONNX file")
+CARD = ModelCard(name="mobilefacenet-512",
+                 description="MobileFaceNet (faceplugin-face-recognition-js, MIT), 112x112 ArcFace chips, 512-d, "
+                             "ported to PyTorch from its ONNX file",
+                 template="arcface112", embedding_dim=EMBEDDING_DIM,
+                 weights=f"{MODEL_FILE} (faceplugin-face-recognition-js 0.0.1, MIT)", detector="retinaface")
 
 
-def _factory(weights: Path | None, device: str) -> TorchRecognitionModel:
+def build(weights: Path | None, device: str) -> TorchRecognitionModel:
     """``mobilefacenet-512`` on ``device``: the published file, or the ONNX file ``weights``."""
     network = load_mobilefacenet(weights)
-    source = (f"{MODEL_FILE} (faceplugin-face-recognition-js 0.0.1, MIT)" if weights is None
-              else f"{Path(weights).name} (user ONNX file)")
-    card = ModelCard(name="mobilefacenet-512", description=_DESCRIPTION, template="arcface112",
-                     embedding_dim=EMBEDDING_DIM, weights=source, detector="retinaface")
+    card = CARD if weights is None else replace(CARD, weights=f"{Path(weights).name} (user ONNX file)")
     digest = f"{network.weights_sha256}:flush-below-{network.flush_below:g}"  # both change the outputs
     return TorchRecognitionModel(card, network, chip_size=CHIP_SIZE, weights_digest=digest, device=device)
 
 
-MODELS.add("mobilefacenet-512", _factory, description=_DESCRIPTION, aliases=("faceplugin", "mobilefacenet"))
+register_model(CARD, build, aliases=("faceplugin", "mobilefacenet"))
 
 __all__ = ["MobileFaceNet", "STAGES", "Step", "layer_plan", "load_mobilefacenet", "onnx_state_dict"]
