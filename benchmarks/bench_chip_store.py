@@ -35,7 +35,7 @@ import numpy as np
 from fiqa_bench.pipeline.context import RunContext
 from fiqa_bench.data import load_dataset
 from fiqa_bench.pipeline.paths import CHIP_STORES, default_data_root
-from fiqa_bench.pipeline.embedding import _KEY_MEMO, dataset_chips
+from fiqa_bench.pipeline.embedding import dataset_chips
 
 
 def lfw_folder(root: Path, count: int, into: Path) -> Path:
@@ -77,8 +77,8 @@ def main() -> None:
         reference = None
         for kind in CHIP_STORES:
             cache = Path(tmp) / f"cache-{kind}"
+            # a new context per store: it hashes its images as a fresh process would
             context = RunContext(cache, workers=args.workers, progress=False, chip_store=kind)
-            _KEY_MEMO.clear()  # each store hashes its images as a fresh process would
             first, (chips, _, _) = timed(lambda: dataset_chips(dataset, templates[0], context))
             later = sum(timed(lambda t=t: dataset_chips(dataset, t, context))[0] for t in templates[1:])
             again = min(timed(lambda: dataset_chips(dataset, templates[0], context))[0]

@@ -29,7 +29,9 @@ from fiqa_bench.data import DatasetError, load_dataset
 from fiqa_bench.faces import batch
 from fiqa_bench.faces.io import DETECTABLE_SIDE, ImageLoadError, is_load_note, load_rgb
 from fiqa_bench.method import MethodCard, QualityMethod
-from fiqa_bench.pipeline.embedding import Embeddings, hash_files
+from fiqa_bench.pipeline import hashing
+from fiqa_bench.pipeline.embedding import Embeddings
+from fiqa_bench.pipeline.hashing import FileKeys
 from fiqa_bench.pipeline.scoring import csv_text, score_dataset
 
 SMALL_NOTE = f"8x8 px, below the {DETECTABLE_SIDE} px a face detector can use"
@@ -172,8 +174,8 @@ def test_score_and_embed_record_every_bad_input(corpus, tmp_path: Path, capsys: 
 
     monkeypatch.setattr(batch, "_work", counting_work)
     hashed: list[str] = []
-    real_key = pipeline.file_key
-    monkeypatch.setattr(pipeline, "file_key", lambda p: hashed.append(str(p)) or real_key(p))
+    real_key = hashing.file_key
+    monkeypatch.setattr(hashing, "file_key", lambda p: hashed.append(str(p)) or real_key(p))
     common = ["--dataset", f"folder:{root}", "--cache-dir", str(cache), "--quiet", "--workers", "1"]
 
     out = tmp_path / "sharpness.csv"
@@ -186,24 +188,31 @@ def test_score_and_embed_record_every_bad_input(corpus, tmp_path: Path, capsys: 
     assert "2 without a quality score (2 unreadable, 0 refused by the method)" in captured.out
     assert "3 with no face found by hog" in captured.out
     assert all(f"note: {link}: link back to" in captured.err for link in loops)
-    # Each file hashed once although three stages asked for the keys; duplicates aligned once.
+    # Each file hashed once although three steps asked for the keys (scores, chips, the count of unique
+    # files); duplicates aligned once.
     assert sorted(hashed) == sorted(str(f) for f in files)
     assert len(aligned) == n_unique and sum(Path(p).name in ("dup_a.jpg", "dup_b.jpg") for p in aligned) == 1
     rows = read_csv(out)
     assert rows["dup_a.jpg"]["quality"] == rows["dup_b.jpg"]["quality"]  # both rows kept, one computation
 
-    # A second call reads everything from the cache and writes the same file.
+    # A second call (a new run: every file hashed again, once) reads everything else from the cache and
+    # writes the same file.
     first = out.read_bytes()
+    hashed.clear()
     assert main(["score", "--method", "sharpness", "--out", str(out), *common]) == 0
     assert out.read_bytes() == first and len(aligned) == n_unique
+    assert sorted(hashed) == sorted(str(f) for f in files)
 
     # SDD reads dlib-resnet's stage features (another stage of the pipeline): the same notes.
     sdd = tmp_path / "sdd.csv"
+    hashed.clear()
     assert main(["score", "--method", "sdd", "--out", str(sdd), *common]) == 0, capsys.readouterr().err
+    assert sorted(hashed) == sorted(str(f) for f in files)  # scores, stage features, count: once each
     check_rows(read_csv(sdd), files)
     capsys.readouterr()
 
     npz = tmp_path / "emb.npz"
+    hashed.clear()
     assert main(["embed", "--model", "dlib-resnet", "--out", str(npz), *common]) == 0
     captured = capsys.readouterr()
     assert "2 failed" in captured.out and "3 with no detected face" in captured.out
@@ -219,7 +228,7 @@ def test_score_and_embed_record_every_bad_input(corpus, tmp_path: Path, capsys: 
             assert reason.removeprefix("upstream failure: ") in emb.reasons[i], (name, emb.reasons[i])
     a, b = row["dup_a.jpg"], row["dup_b.jpg"]
     assert emb.image_sha256[a] == emb.image_sha256[b] and np.array_equal(emb.embeddings[a], emb.embeddings[b])
-    assert len(set(hashed)) == len(hashed)  # still one hash per file over four commands
+    assert sorted(hashed) == sorted(str(f) for f in files)  # one hash per file in this run too
 
 
 def test_hash_bar_is_drawn_once_per_file(tmp_path: Path, capsys: pytest.CaptureFixture):
@@ -227,10 +236,13 @@ def test_hash_bar_is_drawn_once_per_file(tmp_path: Path, capsys: pytest.CaptureF
     for k in range(3):
         paths.append(tmp_path / f"{k}.png")
         Image.fromarray(random_texture(k, 40)).save(paths[-1])
-    first = hash_files(paths, progress=True)
+    keys = FileKeys()
+    first = keys.of(paths, progress=True)
     assert "hashing images" in capsys.readouterr().err
-    assert hash_files(paths, progress=True) == first
+    assert keys.of(paths, progress=True) == first
     assert capsys.readouterr().err == ""  # nothing left to hash: no second bar
+    assert FileKeys().of(paths, progress=True) == first  # a new run hashes again, and draws its bar
+    assert "hashing images" in capsys.readouterr().err
 
 
 class Scripted(QualityMethod):

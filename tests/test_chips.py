@@ -22,7 +22,7 @@ from fiqa_bench.data import load_dataset
 from fiqa_bench.faces.align import AlignmentSettings
 from fiqa_bench.faces.templates import get_template
 from fiqa_bench.pipeline.paths import CHIP_STORE_ENV, CHIP_STORES, resolve_chip_store
-from fiqa_bench.pipeline.embedding import dataset_chips, embed_dataset, ensure_chips, hash_files
+from fiqa_bench.pipeline.embedding import dataset_chips, embed_dataset, ensure_chips
 from fiqa_bench.recognition import create_model
 
 
@@ -96,7 +96,7 @@ def test_an_image_changed_after_alignment_is_refused_by_name(small_folder: Path,
     """With no chips kept, a file that changed between hashing and cutting must not give another image's chip."""
     dataset = load_dataset(f"folder:{small_folder}", tmp_path)
     context = RunContext(tmp_path / "cache", workers=1, progress=False, chip_store="none")
-    keys = hash_files(dataset.paths, progress=False)
+    keys = context.file_keys.of(dataset.paths)
     _, store = ensure_chips(dataset.paths, keys, get_template("dlib150"), context)
     victim = next(p for p in dataset.paths if p.stat().st_size > 0)
     shutil.copy(next(p for p in dataset.paths if p != victim and p.stat().st_size > 0), victim)

@@ -59,6 +59,68 @@ class MethodCard:
         native = np.asarray(native, dtype=np.float64)
         return native if self.higher_is_better else -native
 
+    @property
+    def input(self) -> MethodInput:
+        """What the method reads: :attr:`needs` parsed (:meth:`MethodInput.parse`; errors name this card).
+
+        Raises:
+            ValueError: :attr:`needs` is not one of the forms :class:`MethodInput` knows.
+        """
+        return MethodInput.parse(self.needs, self.name)
+
+
+@dataclass(frozen=True)
+class MethodInput:
+    """What a quality method reads, as its card's ``needs`` string says (``<kind>:<argument>``).
+
+    ==============  ===============  =====================================================
+    kind            argument         the method's ``native_score`` receives, per image
+    ==============  ===============  =====================================================
+    ``chips``       a chip template  the aligned chip, ``(S, S, 3)`` uint8
+    ``embeddings``  a model          the model's unit embedding
+    ``backbone``    a model          the model's backbone features
+    ``stages``      a model          the model's pooled stage outputs
+    ``landmarks``   ``dlib5``        dlib's five landmarks in image pixels, ``(5, 2)``
+    ==============  ===============  =====================================================
+
+    Attributes:
+        kind: one of :attr:`KINDS`.
+        argument: the template, the model reference (``name`` or ``name@weights``) or ``dlib5``.
+    """
+
+    kind: str
+    argument: str
+
+    #: Every kind, and the kinds whose argument is a recognition model.
+    KINDS: ClassVar[tuple[str, ...]] = ("chips", "embeddings", "backbone", "stages", "landmarks")
+    MODEL_KINDS: ClassVar[tuple[str, ...]] = ("embeddings", "backbone", "stages")
+    #: The only landmarks there are.
+    LANDMARKS: ClassVar[tuple[str, ...]] = ("dlib5",)
+
+    @classmethod
+    def parse(cls, needs: str, card: str = "") -> MethodInput:
+        """``needs`` (e.g. ``"stages:dlib-resnet"``) as a value.
+
+        Args:
+            needs: a method card's ``needs`` string.
+            card: the card's name, for the error message.
+
+        Raises:
+            ValueError: an unknown kind, an empty argument or landmarks other than ``dlib5``
+                (the message names the card and the string).
+        """
+        kind, _, argument = str(needs).partition(":")
+        if kind not in cls.KINDS or not argument or (kind == "landmarks" and argument not in cls.LANDMARKS):
+            whose = f"method card {card!r}: " if card else ""
+            raise ValueError(f"{whose}'needs' must be chips:<template>, embeddings:<model>, backbone:<model>, "
+                             f"stages:<model> or landmarks:dlib5, got {needs!r}")
+        return cls(kind, argument)
+
+    @property
+    def model(self) -> str | None:
+        """The recognition model the method reads (embeddings, backbone or stage features), else None."""
+        return self.argument if self.kind in self.MODEL_KINDS else None
+
 
 class QualityMethod(ABC):
     """A face image quality method.

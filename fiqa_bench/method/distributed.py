@@ -295,8 +295,11 @@ def gather_rows(local: np.ndarray, n_total: int) -> np.ndarray:
 
 
 def _face_column_names(detector: str) -> list[str]:
-    """The faces store's columns (``points5`` only for RetinaFace; see ``pipeline._face_columns``)."""
-    return ["box", "landmarks", "failure", "notes", *(["points5"] if detector == "retinaface" else [])]
+    """The faces store's columns (``points5`` only for a detector that gives the ArcFace points; see
+    ``pipeline.embedding._face_columns``)."""
+    from fiqa_bench.faces.detector import detector_card
+
+    return ["box", "landmarks", "failure", "notes", *(["points5"] if detector_card(detector).gives_points5 else [])]
 
 
 def embed_dataset_distributed(
@@ -335,7 +338,8 @@ def embed_dataset_distributed(
     """
     from fiqa_bench.pipeline.cache import KeyedStore
     from fiqa_bench.faces.templates import get_template
-    from fiqa_bench import pipeline
+    from fiqa_bench.pipeline import embedding as pipeline
+    from fiqa_bench.pipeline import stores
 
     compute, dim = pipeline.output_function(model, output)
     if not is_distributed():
@@ -345,11 +349,11 @@ def embed_dataset_distributed(
     settings = context.alignment
     template = get_template(model.card.template)
     paths = list(dataset.paths)
-    keys = pipeline.hash_files(paths, context.progress)
+    keys = context.file_keys.of(paths, context.progress)  # the run's keys: embed_dataset below reads no file again
     path_of = dict(zip(keys, paths))  # byte-identical files share a key: one path serves (as in ensure_chips)
     unique = list(dict.fromkeys(keys))  # first-seen order, as KeyedStore.missing gives embed_dataset its work
     store_dir = pipeline.output_store(context, model, output).directory
-    faces_dir = context.cache_dir / "faces" / settings.digest()
+    faces_dir = stores.faces_dir(context.cache_dir, settings.digest())
     lacks_emb = set(KeyedStore(store_dir).missing(unique))
     lacks_faces = set(KeyedStore(faces_dir).missing(unique))
     need_emb = all_ranks_any(np.array([k in lacks_emb for k in unique], dtype=bool))

@@ -22,6 +22,7 @@ names, ``fiqa-bench train --method M`` and the score interface come from
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib
 import json
@@ -175,7 +176,7 @@ class RegressionObjective(Objective):
             head, log = train_head(data.features[use], target[use], config)
             spec = regression_spec(data.features.shape[1], config)
         else:
-            network = data.context.model(data.model).network
+            network = copy.deepcopy(data.context.model(data.model).network)  # fine-tuned: its own copy
             head, log = train_full(network, data.features[use], target[use], config)
             spec = regression_spec(network.backbone_dim, config)
         stats = {"n_labelled": int(use.sum()),
@@ -195,7 +196,7 @@ def _regression_head(spec: dict, meta: dict) -> nn.Module:
                                spec.get("activation", "none"))
     from fiqa_bench.recognition import create_model
 
-    return QualityRegressor(create_model(meta.get("model_reference", meta["model"])).network,
+    return QualityRegressor(copy.deepcopy(create_model(meta.get("model_reference", meta["model"])).network),
                             QualityHead(spec["in_features"], spec["dropout"], spec["hidden"]))
 
 
@@ -449,6 +450,7 @@ def learned_checkpoint(
         the checkpoint path, and whether it was trained here (not shipped).
     """
     from fiqa_bench.pipeline.cache import atomic_write
+    from fiqa_bench.pipeline.stores import trained_checkpoint
     from fiqa_bench.data import load_dataset
     from fiqa_bench.recognition import canonical_model_name
 
@@ -471,8 +473,7 @@ def learned_checkpoint(
     key = sha256_json({"method": objective.method, "settings": objective.settings(), "trained_on": trained_on,
                        "model": context.model(model_name).fingerprint(), "format": CHECKPOINT_FORMAT,
                        "alignment": model_context.alignment.digest()})[:16]
-    safe_model = model_name.partition("@")[0]
-    out = context.cache_dir / "trained" / f"{objective.stem}-{safe_model}-{trained_on.replace(':', '-')}-{key}.pt"
+    out = trained_checkpoint(context.cache_dir, objective.stem, model_name, trained_on, key)
     if out.is_file():
         return out, True
     kind, _, split = trained_on.partition(":")

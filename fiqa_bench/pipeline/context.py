@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fiqa_bench.faces.align import AlignmentSettings
+from fiqa_bench.pipeline.hashing import FileKeys
 from fiqa_bench.pipeline.paths import default_data_root, resolve_cache_dir, resolve_chip_store
 
 if TYPE_CHECKING:
@@ -47,6 +48,10 @@ class RunContext:
             run can deploy a model on RetinaFace chips and score with a method built on a HOG model.
         chip_store: how aligned chips are kept in the cache: ``"raw"``, ``"webp"`` (lossless) or
             ``"none"`` (cut again when needed); the same chips bit for bit (:mod:`fiqa_bench.pipeline.chips`).
+        file_keys: the run's image keys (:class:`~fiqa_bench.pipeline.hashing.FileKeys`): each file is read
+            and hashed once per run.  A new context starts with its own; every copy made by :meth:`but`
+            (or ``dataclasses.replace``) shares it, so the stages of one run, whichever copy they are
+            given, hash each file once.  Not part of equality or the hash of a context.
     """
 
     cache_dir: Path = field(default_factory=resolve_cache_dir)
@@ -57,6 +62,7 @@ class RunContext:
     progress: bool = True
     detector_chosen: bool = False
     chip_store: str = field(default_factory=resolve_chip_store)
+    file_keys: FileKeys = field(default_factory=FileKeys, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cache_dir", Path(self.cache_dir))
@@ -70,7 +76,8 @@ class RunContext:
         return replace(self, **changes)
 
     def for_model(self, name: str) -> RunContext:
-        """This context with ``name``'s default face detector, unless the user chose one."""
+        """This context with ``name``'s default face detector (read from its card: nothing is built),
+        unless the user chose one."""
         if self.detector_chosen:
             return self
         from fiqa_bench.recognition import default_detector
@@ -79,7 +86,9 @@ class RunContext:
         return self if detector == self.alignment.detector else self.but(alignment=replace(self.alignment, detector=detector))
 
     def model(self, name: str, weights: str | Path | None = None) -> RecognitionModel:
-        """The registered recognition model ``name``, on this context's device."""
+        """The registered recognition model ``name``, on this context's device: built once per reference and
+        device in a process and shared by every caller, who must not change it
+        (:func:`~fiqa_bench.recognition.create_model`)."""
         from fiqa_bench.recognition import create_model
 
         return create_model(name, str(weights) if weights else None, self.device)

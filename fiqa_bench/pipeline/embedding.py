@@ -1,7 +1,9 @@
 """From a dataset to aligned chips and embeddings, cached and resumable.
 
 Three stages, each cached per image in a :class:`~fiqa_bench.pipeline.cache.KeyedStore`
-keyed by the sha256 of the image file's bytes:
+keyed by the sha256 of the image file's bytes (hashed once per run:
+``context.file_keys``, :class:`~fiqa_bench.pipeline.hashing.FileKeys`), in the
+folders :mod:`fiqa_bench.pipeline.stores` names:
 
 1. faces: box + 5 landmarks (or the failure reason)    ``faces/<settings>/``
 2. chips: the aligned chip for one template             ``chips/<template>/<settings>/``
@@ -20,8 +22,6 @@ device, progress).
 
 from __future__ import annotations
 
-import hashlib
-import os
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,12 +33,13 @@ from tqdm import tqdm
 from fiqa_bench.pipeline.cache import KeyedStore, atomic_write
 from fiqa_bench.pipeline.chips import ChipStore, RawChips, RecutChips, WebpChips
 from fiqa_bench.pipeline.context import RunContext
+from fiqa_bench.pipeline.stores import chips_dir, faces_dir, output_dir
 from fiqa_bench.data import Dataset, DatasetError
 from fiqa_bench.faces.align import NO_FACE_NOTE, FaceAnalysis, ImageResult, face_outcome
+from fiqa_bench.faces.detector import DEFAULT_DETECTOR, detector_card
 from fiqa_bench.faces.batch import align_images
 from fiqa_bench.faces.io import is_load_note
 from fiqa_bench.faces.templates import ChipTemplate, get_template
-from fiqa_bench.pipeline.hashing import sha256_file
 from fiqa_bench.recognition.base import RecognitionModel, TorchRecognitionModel
 
 CHUNK = 512
@@ -90,65 +91,12 @@ class Embeddings:
             if "face" in data:
                 face = data["face"]
             else:  # written before the column existed
-                detector = meta.get("alignment", {}).get("detector", "hog")
+                detector = meta.get("alignment", {}).get("detector", DEFAULT_DETECTOR)
                 face = np.array([face_outcome(r if f else "", r, detector)
                                  for f, r in zip(data["failed"], data["reasons"])], dtype=str)
             return cls(paths=data["paths"], identities=data["identities"], embeddings=data["embeddings"],
                        failed=data["failed"], reasons=data["reasons"], face=face,
                        image_sha256=data["image_sha256"], meta=meta)
-
-
-def file_key(path: Path) -> str:
-    """sha256 of the file's bytes; unreadable files get a key naming their path.
-
-    Byte-identical files at two paths share one key, so they share every
-    cached row (face, chip, embedding, score): each is computed once and
-    both paths keep their own row in every output.
-    """
-    try:
-        return sha256_file(path)
-    except OSError:
-        return "unreadable:" + hashlib.sha256(os.fsencode(path)).hexdigest()
-
-
-#: (path, size, mtime_ns, inode, ctime_ns) -> content key, for files already hashed by this process.
-_KEY_MEMO: dict[tuple[str, int, int, int, int], str] = {}
-
-
-def _stamp(path: Path) -> tuple[str, int, int, int, int] | None:
-    """The memo key of ``path``: (path, size, mtime_ns, inode, ctime_ns), or None when it cannot be stat'ed."""
-    try:
-        st = Path(path).stat()
-    except OSError:
-        return None
-    # inode and ctime too: a file replaced by one of the same size with its mtime copied (cp -p) changes them
-    return (str(path), st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
-
-
-def hash_files(paths: list[Path], progress: bool = True) -> list[str]:
-    """:func:`file_key` of every path, each file read and hashed once per process.
-
-    One command asks for the keys of the same images at several stages
-    (scores, chips, embeddings, backbone features); a key is reused while the
-    file's size and modification time are unchanged.  The progress bar counts
-    only the files not hashed yet, so a later stage draws none.
-    """
-    stamps = [_stamp(p) for p in paths]
-    todo = sum(1 for st in stamps if st is None or st not in _KEY_MEMO)
-    bar = tqdm(total=todo, desc="hashing images", unit="img", disable=not progress or todo == 0,
-               file=sys.stderr, leave=False)
-    keys = []
-    for path, st in zip(paths, stamps):
-        if st is None:
-            keys.append(file_key(path))
-            bar.update()
-            continue
-        if st not in _KEY_MEMO:
-            _KEY_MEMO[st] = file_key(path)
-            bar.update()
-        keys.append(_KEY_MEMO[st])
-    bar.close()
-    return keys
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:
@@ -186,12 +134,12 @@ def open_chip_store(paths: list[Path], keys: list[str], template: ChipTemplate, 
     """
     digest = context.alignment.digest()
     if context.chip_store == "raw":
-        return RawChips(template, context.cache_dir / "chips" / template.name / digest)
+        return RawChips(template, chips_dir(context.cache_dir, "raw", template.name, digest))
     if context.chip_store == "webp":
-        return WebpChips(template, context.cache_dir / "chips-webp" / template.name / digest)
-    with_points5 = context.alignment.detector == "retinaface"
+        return WebpChips(template, chips_dir(context.cache_dir, "webp", template.name, digest))
+    with_points5 = detector_card(context.alignment.detector).gives_points5
     return RecutChips(template, context.alignment, lambda ks: _faces_from_store(faces, ks, with_points5),
-                      dict(zip(keys, paths)), lambda ps: hash_files(ps, progress=False), context.workers)
+                      dict(zip(keys, paths)), context.file_keys.of, context.workers)
 
 
 def ensure_chips(
@@ -203,14 +151,14 @@ def ensure_chips(
     was lost (say, ``faces/`` deleted by hand) is aligned again.  A chip store
     that keeps no chips (``context.chip_store == "none"``) needs only the faces.
     """
-    faces = KeyedStore(context.cache_dir / "faces" / context.alignment.digest())
+    faces = faces_store(context)
     chips = open_chip_store(paths, keys, template, context, faces)
     missing = set(chips.missing(keys)) | set(faces.missing(keys))
     todo = [k for k in dict.fromkeys(keys) if k in missing]
     if not todo:
         return faces, chips
     path_of = dict(zip(keys, paths))
-    with_points5 = context.alignment.detector == "retinaface"
+    with_points5 = detector_card(context.alignment.detector).gives_points5
     known_keys = [k for k in todo if k in faces]
     known = dict(zip(known_keys, _faces_from_store(faces, known_keys, with_points5))) if known_keys else {}
     cut = (template,) if chips.keeps_chips else ()
@@ -260,7 +208,7 @@ def _face_status(faces: KeyedStore, keys: list[str], detector: str) -> tuple[np.
 def face_status(keys: list[str], context: RunContext) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(failed, reasons, face outcome) of the images ``keys`` as aligned under ``context``'s settings,
     from the cache; None when an image has not been aligned yet."""
-    faces = KeyedStore(context.cache_dir / "faces" / context.alignment.digest())
+    faces = faces_store(context)
     if faces.missing(keys):
         return None
     return _face_status(faces, keys, context.alignment.detector)
@@ -304,10 +252,14 @@ def embed_chunk(keys: list[str], faces: KeyedStore, chips: ChipStore,
     return out
 
 
+def faces_store(context: RunContext) -> KeyedStore:
+    """The cache store of the face rows (box, landmarks, failure, notes) under ``context``'s alignment settings."""
+    return KeyedStore(faces_dir(context.cache_dir, context.alignment.digest()))
+
+
 def output_store(context: RunContext, model: RecognitionModel, output: str) -> KeyedStore:
     """The cache store of ``model``'s ``output`` under ``context``'s alignment settings."""
-    return KeyedStore(context.cache_dir / ("embeddings" if output == "embedding" else output)
-                      / model.fingerprint()[:32] / context.alignment.digest())
+    return KeyedStore(output_dir(context.cache_dir, output, model.fingerprint(), context.alignment.digest()))
 
 
 def output_function(model: RecognitionModel, output: str) -> tuple[Callable[[np.ndarray], np.ndarray], int]:
@@ -356,10 +308,10 @@ def embed_dataset(
     template = get_template(model.card.template)
     compute, dim = output_function(model, output)
     paths = dataset.paths
-    keys = hash_files(paths, context.progress)
+    keys = context.file_keys.of(paths, context.progress)
     store = output_store(context, model, output)
     todo = store.missing(keys)
-    faces = KeyedStore(context.cache_dir / "faces" / settings.digest())
+    faces = faces_store(context)
     if todo or faces.missing(keys):
         faces, chips = ensure_chips(paths, keys, template, context)
         bar = tqdm(total=len(todo), desc=f"{output} ({model.card.name}, unique files)", unit="img",
@@ -412,7 +364,7 @@ def _aligned(
     dataset: Dataset, template_name: str, context: RunContext
 ) -> tuple[list[str], KeyedStore, ChipStore, np.ndarray, np.ndarray]:
     """Every sample's face and chip rows made sure of: (keys, faces, chips, failed, reasons)."""
-    keys = hash_files(dataset.paths, context.progress)
+    keys = context.file_keys.of(dataset.paths, context.progress)
     faces, chips = ensure_chips(dataset.paths, keys, get_template(template_name), context)
     failed, reasons, _ = _face_status(faces, keys, context.alignment.detector)
     return keys, faces, chips, failed, reasons

@@ -2,9 +2,11 @@
 
 The method's card says what it reads (``chips:<template>``,
 ``embeddings:<model>``, ``backbone:<model>``, ``stages:<model>`` or
-``landmarks:dlib5``); :func:`method_inputs` makes that from the dataset with
+``landmarks:dlib5``, parsed by :class:`~fiqa_bench.method.MethodInput`);
+:func:`method_inputs` makes that from the dataset with
 :mod:`fiqa_bench.pipeline.embedding`.  Scores are cached
-per image (key: image sha256) under ``scores/<method fingerprint>/<alignment>``.
+per image (key: image sha256, hashed once per run by ``context.file_keys``) under
+``scores/<method fingerprint>/<alignment>`` (:func:`~fiqa_bench.pipeline.stores.scores_dir`).
 An image that failed upstream, or that the method cannot assess, gets a NaN
 quality and a reason; it is never dropped.  A method's NaN, inf or -inf is
 never a quality: the image gets a NaN quality and the reason "method
@@ -26,16 +28,16 @@ import numpy as np
 from fiqa_bench.pipeline.cache import KeyedStore, atomic_write
 from fiqa_bench.pipeline.context import RunContext
 from fiqa_bench.data import Dataset
-from fiqa_bench.method import QualityMethod
+from fiqa_bench.method import MethodInput, QualityMethod
 from fiqa_bench.pipeline.embedding import (
     NOTE_SEPARATOR,
     dataset_chips,
     dataset_landmarks,
     embed_dataset,
     face_status,
-    hash_files,
     require_usable,
 )
+from fiqa_bench.pipeline.stores import scores_dir
 
 UPSTREAM = "upstream failure: "
 #: Appended to the CSV reason of a path written with ``\xNN`` escapes.
@@ -90,19 +92,32 @@ class ScoreTable:
                                  "" if np.isnan(n) else repr(float(n)), face, reason])
 
 
-def method_inputs(needs: str, dataset: Dataset, context: RunContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """What a method with card ``needs`` reads, for every sample: (inputs, failed, reasons)."""
-    kind, _, argument = needs.partition(":")
-    if kind == "chips":
-        return dataset_chips(dataset, argument, context)
-    if kind == "landmarks" and argument == "dlib5":
+#: The output of :func:`~fiqa_bench.pipeline.embedding.embed_dataset` each model-reading kind of input is.
+MODEL_OUTPUTS = {"embeddings": "embedding", "backbone": "backbone", "stages": "stages"}
+
+
+def method_inputs(needs: MethodInput | str, dataset: Dataset, context: RunContext
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What a method reads, for every sample of ``dataset``.
+
+    Args:
+        needs: the method's input (``card.input``), or its card's ``needs`` string.
+        dataset: the samples.
+        context: cache, alignment settings, workers and progress.
+
+    Returns:
+        (inputs, failed, reasons), one row per sample.
+
+    Raises:
+        ValueError: ``needs`` is not a known input (:meth:`MethodInput.parse`).
+    """
+    wanted = needs if isinstance(needs, MethodInput) else MethodInput.parse(needs)
+    if wanted.kind == "chips":
+        return dataset_chips(dataset, wanted.argument, context)
+    if wanted.kind == "landmarks":
         return dataset_landmarks(dataset, context)
-    if kind in ("embeddings", "backbone", "stages"):
-        output = "embedding" if kind == "embeddings" else kind
-        result = embed_dataset(dataset, context.model(argument), context, output)
-        return result.embeddings, result.failed, result.reasons
-    raise ValueError(f"a method's 'needs' must be chips:<template>, embeddings:<model>, "
-                     f"backbone:<model>, stages:<model> or landmarks:dlib5, got {needs!r}")
+    result = embed_dataset(dataset, context.model(wanted.argument), context, MODEL_OUTPUTS[wanted.kind])
+    return result.embeddings, result.failed, result.reasons
 
 
 def refusal(native: float) -> str:
@@ -125,13 +140,15 @@ def score_dataset(method: QualityMethod, dataset: Dataset, context: RunContext) 
 
     Raises:
         DatasetError: no image of ``dataset`` could be read.
-        ValueError: the method returned the wrong number of scores, or no finite score at all.
+        ValueError: the card's ``needs`` is not a known input, or the method returned the wrong number of
+            scores, or no finite score at all.
     """
-    keys = hash_files(dataset.paths, context.progress)
-    store = KeyedStore(context.cache_dir / "scores" / method.fingerprint()[:32] / context.alignment.digest())
+    wanted = method.card.input  # raises, naming the card, before any work
+    keys = context.file_keys.of(dataset.paths, context.progress)
+    store = KeyedStore(scores_dir(context.cache_dir, method.fingerprint(), context.alignment.digest()))
     todo = store.missing(keys)
     if todo:
-        inputs, failed, reasons = method_inputs(method.card.needs, dataset, context)
+        inputs, failed, reasons = method_inputs(wanted, dataset, context)
         first_row = {}
         for row, key in enumerate(keys):
             first_row.setdefault(key, row)
@@ -149,7 +166,7 @@ def score_dataset(method: QualityMethod, dataset: Dataset, context: RunContext) 
     got = store.get(keys, ["native", "reason"])
     status = face_status(keys, context)
     if status is None:  # scores cached but the faces store was removed: align again
-        method_inputs(method.card.needs, dataset, context)
+        method_inputs(wanted, dataset, context)
         status = face_status(keys, context)
     failed, upstream, face = status
     native = got["native"].astype(np.float64)
