@@ -22,16 +22,18 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
+from fiqa_bench.faces.detector import DEFAULT_DETECTOR, DETECTORS
 from fiqa_bench.pipeline.paths import CHIP_STORES, resolve_cache_dir, resolve_chip_store, resolve_data_root
 from fiqa_bench.registry import Registry, UnknownNameError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from fiqa_bench.pipeline.context import RunContext
     from fiqa_bench.data import Dataset
+    from fiqa_bench.pipeline.context import RunContext
+    from fiqa_bench.protocol import Protocol, Request
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +44,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=None, help="processes for face alignment "
                         "(default: CPU count)")
     parser.add_argument("--device", default="cpu", help="torch device for recognition models (default cpu)")
-    parser.add_argument("--detector", default=None, choices=["hog", "retinaface"],
+    parser.add_argument("--detector", default=None, choices=DETECTORS.names(),
                         help="face detector (default: the recognition model's own: dlib-resnet hog, "
                         "mobilefacenet-512 retinaface)")
     parser.add_argument("--chip-store", default=None, choices=CHIP_STORES,
@@ -60,27 +62,34 @@ def _protocol_models(parser: argparse.ArgumentParser) -> None:
                         "(default: --model); another model makes a cross-model run (SDD-FIQA Tables 3, 4)")
     parser.add_argument("--dataset", default=None, help="dataset of protocols that take one (evrc, bias ...): "
                         "'folder:PATH' or a registered dataset")
-    parser.add_argument("--attributes", type=Path, default=None, help="bias protocol: CSV path,<attribute>... "
-                        "labelling a dataset without built-in labels")
+    parser.epilog = ("A protocol's own options (e.g. bias: --attributes CSV) follow the others; fiqa-bench list "
+                     "protocols shows them.")
 
 
-def _protocol_options(args: argparse.Namespace, protocol: object) -> dict:
-    """Options only some protocols take, passed only when given; a protocol that lacks one refuses it."""
-    import inspect
-
-    if args.attributes is None:
-        return {}
-    if "attributes" not in inspect.signature(protocol.compare).parameters:
-        raise ValueError(f"--attributes is for the bias protocol, not {args.protocol!r}")
-    return {"attributes": args.attributes}
+def _protocol_options(extra: list[str], protocol: Protocol) -> dict:
+    """The protocol's own options among the arguments the common parser left (``--name VALUE``), parsed by the
+    protocol; anything else is an error naming the argument and the protocol's options."""
+    given: dict[str, str] = {}
+    rest = list(extra)
+    while rest:
+        flag = rest.pop(0)
+        name, sep, value = flag.partition("=")
+        if not name.startswith("--") or len(name) < 3:
+            raise ValueError(f"unrecognized argument {flag!r}")
+        if not sep:
+            if not rest:
+                raise ValueError(f"option {name} of protocol {protocol.name!r} needs a value")
+            value = rest.pop(0)
+        given[name[2:].replace("-", "_")] = value
+    return protocol.parse_options(given)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fiqa-bench", description="Face Image Quality Assessment benchmark")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("list", help="list registered methods, models, datasets or protocols")
-    p.add_argument("what", choices=["methods", "models", "datasets", "protocols"])
+    p = sub.add_parser("list", help="list registered methods, protocols, datasets, models or detectors")
+    p.add_argument("what", choices=list(REGISTRIES))
 
     for name, helptext in (("embed", "embed a dataset with a recognition model"),
                            ("verify", "verification accuracy on a dataset's pair list")):
@@ -171,7 +180,7 @@ def _context(args: argparse.Namespace, model: str | None = None) -> RunContext:
     if detector is None:
         from fiqa_bench.recognition import default_detector
 
-        detector = default_detector(model) if model else "hog"
+        detector = default_detector(model) if model else DEFAULT_DETECTOR
     return RunContext(cache_dir=resolve_cache_dir(args.cache_dir), data_root=resolve_data_root(args.data_root),
                       alignment=AlignmentSettings(detector=detector), workers=args.workers or default_workers(),
                       device=args.device, progress=not args.quiet, detector_chosen=args.detector is not None,
@@ -180,24 +189,26 @@ def _context(args: argparse.Namespace, model: str | None = None) -> RunContext:
 
 def _method_model(method) -> str | None:  # noqa: ANN001 - a QualityMethod
     """The recognition model a method reads (its card's ``embeddings:``, ``backbone:`` or ``stages:``), if any."""
-    kind, _, argument = method.card.needs.partition(":")
-    return argument if kind in ("embeddings", "backbone", "stages") else None
+    return method.card.input.model
+
+
+def _protocol_lines(protocol: Protocol) -> list[str]:
+    """``fiqa-bench list protocols``'s lines for a protocol's own options."""
+    return [f"    {o.flag} VALUE  {o.help}" for o in protocol.options]
+
+
+#: ``fiqa-bench list WHAT``: the module and name of each registry.
+REGISTRIES = {"methods": ("fiqa_bench.method", "METHODS"), "protocols": ("fiqa_bench.protocol", "PROTOCOLS"),
+              "datasets": ("fiqa_bench.data", "DATASETS"), "models": ("fiqa_bench.recognition.registry", "MODELS"),
+              "detectors": ("fiqa_bench.faces.detector", "DETECTORS")}
 
 
 def _registry(what: str) -> Registry:
-    if what == "models":
-        from fiqa_bench.recognition import _builtin  # noqa: F401
-        from fiqa_bench.recognition.registry import MODELS
+    """The registry ``fiqa-bench list WHAT`` reads (looked up when called, so a swapped registry is the one seen)."""
+    import importlib
 
-        return MODELS
-    if what == "datasets":
-        from fiqa_bench.data import DATASETS
-
-        return DATASETS
-    from fiqa_bench.method import METHODS
-    from fiqa_bench.protocol import PROTOCOLS
-
-    return METHODS if what == "methods" else PROTOCOLS
+    module, name = REGISTRIES[what]
+    return getattr(importlib.import_module(module), name)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -210,6 +221,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     for e in entries:
         alias = f"  (aliases: {', '.join(e.aliases)})" if e.aliases else ""
         print(f"{e.name:<{width}}  {e.description}{alias}")
+        if args.what == "protocols":
+            for line in _protocol_lines(e.obj):
+                print(line)
     return 0
 
 
@@ -312,14 +326,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
     from fiqa_bench.method.distributed import current, init_if_launched
+    from fiqa_bench.pipeline.stores import trained_checkpoint
 
     args.device = init_if_launched(args.device)  # under torchrun: one process of a group; rank 0 writes
     rank = current()[0]
     args.quiet = args.quiet or rank != 0
     context = _context(args, args.model)
     dataset = load_dataset(args.dataset, context.data_root, args.split)
-    model_name = args.model.partition("@")[0]
-    out = args.out or context.cache_dir / "trained" / f"{method}-{model_name}-{dataset.name.replace(':', '-')}.pt"
+    out = args.out or trained_checkpoint(context.cache_dir, method, args.model, dataset.name)
     start = time.perf_counter()
     record = TRAINERS.get(method)(dataset, args.model, context, out, options)
     if rank == 0:
@@ -333,7 +347,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     from fiqa_bench.data import load_dataset
     from fiqa_bench.method import create_method
-    from fiqa_bench.pipeline.embedding import count_fallbacks, hash_files
+    from fiqa_bench.pipeline.embedding import count_fallbacks
     from fiqa_bench.pipeline.scoring import UPSTREAM, score_dataset
 
     start = time.perf_counter()
@@ -346,7 +360,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     missing = int(np.isnan(table.quality).sum())
     unreadable = int(sum(r.startswith(UPSTREAM) for r in table.reasons.tolist()))
     fallback = count_fallbacks(table.reasons)
-    keys = hash_files(dataset.paths, progress=False)  # hashed already: no file is read again
+    keys = context.file_keys.of(dataset.paths)  # the run's keys, hashed while scoring: no file is read again
     print(f"wrote {args.out}: {_image_counts(len(table.quality), keys, table.reasons)}, {missing} without a "
           f"quality score ({unreadable} unreadable, {missing - unreadable} refused by the method), {fallback} "
           f"with no face found by {context.alignment.detector} (scored on the fallback box: see the face column), "
@@ -354,43 +368,44 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _request(args: argparse.Namespace, protocol: Protocol, out: Path) -> Request:
+    """The protocol request the command line describes."""
+    from fiqa_bench.protocol import Request
     from fiqa_bench.protocol.study import StudyConfig
-    from fiqa_bench.method import MethodSpec
+
+    return Request(_context(args, args.deployed_model or args.model), out, model=args.model,
+                   deployed_model=args.deployed_model, dataset=args.dataset,
+                   config=StudyConfig(random_seeds=args.random_seeds, n_boot=args.n_boot, seed=args.seed),
+                   options=_protocol_options(args.extra, protocol))
+
+
+def _evaluate(args: argparse.Namespace, default_out: Callable[[str], str],
+              evaluate: Callable[[Protocol, Request], Path]) -> int:
+    """Run ``evaluate(protocol, request)`` for the command line's protocol and print the table it wrote; the
+    results folder is ``--out``, else ``results/<default_out(protocol name)>``."""
     from fiqa_bench.protocol import PROTOCOLS
 
-    spec = MethodSpec.named(args.method, _options(args.set))
-    protocol = PROTOCOLS.canonical(args.protocol)
-    out = args.out or Path("results") / f"{protocol}-{spec.label}"
-    config = StudyConfig(random_seeds=args.random_seeds, n_boot=args.n_boot, seed=args.seed)
+    protocol = PROTOCOLS.get(args.protocol)
+    request = _request(args, protocol, args.out or Path("results") / default_out(protocol.name))
     start = time.perf_counter()
-    runner = PROTOCOLS.get(protocol)
-    folder = runner.run(
-        spec.name, context=_context(args, args.deployed_model or args.model), out_dir=out,
-        weights=Path(args.weights) if args.weights else None, settings=spec.settings, model=args.model,
-        deployed_model=args.deployed_model, dataset=args.dataset, config=config, **_protocol_options(args, runner))
+    folder = evaluate(protocol, request)
     print((folder / "table.md").read_text())
     print(f"results in {folder} ({time.perf_counter() - start:.0f} s)")
     return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from fiqa_bench.method import MethodSpec
+
+    spec = MethodSpec.named(args.method, _options(args.set), Path(args.weights) if args.weights else None)
+    return _evaluate(args, lambda name: f"{name}-{spec.label}", lambda protocol, request: protocol.run(spec, request))
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from fiqa_bench.protocol.study import StudyConfig
     from fiqa_bench.method import parse_methods
-    from fiqa_bench.protocol import PROTOCOLS
 
     specs = parse_methods(args.methods)
-    protocol = PROTOCOLS.canonical(args.protocol)
-    out = args.out or Path("results") / f"compare-{protocol}"
-    config = StudyConfig(random_seeds=args.random_seeds, n_boot=args.n_boot, seed=args.seed)
-    start = time.perf_counter()
-    runner = PROTOCOLS.get(protocol)
-    folder = runner.compare(
-        specs, context=_context(args, args.deployed_model or args.model), out_dir=out, model=args.model,
-        deployed_model=args.deployed_model, dataset=args.dataset, config=config, **_protocol_options(args, runner))
-    print((folder / "table.md").read_text())
-    print(f"results in {folder} ({time.perf_counter() - start:.0f} s)")
-    return 0
+    return _evaluate(args, lambda name: f"compare-{name}", lambda protocol, request: protocol.compare(specs, request))
 
 
 def cmd_paper(args: argparse.Namespace) -> int:
@@ -409,13 +424,19 @@ def cmd_paper(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The commands whose arguments may end with the chosen protocol's own options.
+PROTOCOL_COMMANDS = ("run", "compare")
 COMMANDS = {"run": cmd_run, "compare": cmd_compare, "list": cmd_list, "embed": cmd_embed, "verify": cmd_verify,
             "train": cmd_train, "score": cmd_score,
             "paper": cmd_paper}
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command not in PROTOCOL_COMMANDS:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
     from fiqa_bench.data import DatasetError
 
     try:

@@ -25,18 +25,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Mapping
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from fiqa_bench.pipeline.cache import write_text_atomic
-from fiqa_bench.pipeline.context import RunContext
-from fiqa_bench.protocol.study import StudyConfig
 from fiqa_bench.method import MethodSpec, method_class
-from fiqa_bench.protocol import PROTOCOLS
-from fiqa_bench.protocol.evrc import EVRCRun, context_say, run_provenance, write_run
-from fiqa_bench.protocols.lfw import LFW, LFWProtocol
+from fiqa_bench.pipeline.cache import write_text_atomic
+from fiqa_bench.protocol import PROTOCOLS, Protocol, Request
+from fiqa_bench.protocol.evrc import EVRCProtocol, EVRCRun, run_provenance, write_run
+from fiqa_bench.protocol.scoring import progress
+from fiqa_bench.protocols.lfw import LFW
 from fiqa_bench.report.plots import plot_sensitivity
 from fiqa_bench.report.provenance import provenance
 
@@ -57,10 +56,10 @@ def k_spec(k: int) -> MethodSpec:
 
 
 @dataclass(frozen=True)
-class AblationProtocol:
+class AblationProtocol(Protocol):
     """SDD-FIQA's Figs. 6 and 7 on one LFW protocol."""
 
-    base: LFWProtocol
+    base: EVRCProtocol
     m_values: tuple[int, ...] = M_VALUES
     k_values: tuple[int, ...] = K_VALUES
     variants: tuple[str, ...] = VARIANTS
@@ -68,29 +67,25 @@ class AblationProtocol:
     description: str = ("SDD-FIQA Figs. 6, 7 on LFW: Pos-Only/Neg-Only/signed vs SDD, and AOC as m (K=1) and "
                         "K (m=24) vary, cross-fitted, with intervals")
 
-    def run(self, method: str, *, context: RunContext, out_dir: Path, weights: Path | None = None,
-            settings: Mapping[str, str] | None = None, model: str = "dlib-resnet", deployed_model: str | None = None,
-            dataset: str | None = None, config: StudyConfig = StudyConfig()) -> Path:
+    def run(self, method: MethodSpec, request: Request) -> Path:
         """Both ablations for SDD-FIQA; see the module docstring."""
-        if method_class(method) is not method_class("sdd") or weights is not None or settings:
+        if method_class(method.name) is not method_class("sdd") or method.weights is not None or method.settings:
             raise ValueError(f"protocol {self.name!r} ablates SDD-FIQA's own labels: --method sdd, without "
-                             f"--weights or --set (got {method!r})")
-        if dataset not in (None, "lfw"):
-            raise ValueError(f"protocol {self.name!r} runs on LFW; got --dataset {dataset!r}")
+                             f"--weights or --set (got {method.label!r})")
+        if request.dataset not in (None, self.base.dataset):
+            raise ValueError(f"protocol {self.name!r} runs on LFW; got --dataset {request.dataset!r}")
         started = provenance()
-        deployed = deployed_model or model
-        out_dir = Path(out_dir)
-        say = context_say(context)
+        model, deployed = request.model, request.deployed
+        out_dir = request.out_dir
+        say = progress(request.context)
         say(f"{self.name}: label variants {', '.join(self.variants)}")
-        variants = self.base.study([MethodSpec("sdd", {"variant": v}) for v in self.variants], context=context,
-                                   quality_models=[model], deployed_model=deployed, config=config)
-        write_run(variants, out_dir / "variants", started, context)
+        variants = self.base.study([MethodSpec("sdd", {"variant": v}) for v in self.variants], request, [model])
+        write_run(variants, out_dir / "variants", started, request.context)
         say(f"{self.name}: m in {self.m_values} (K = 1), K in {self.k_values} (m = 24)")
         sweep = [m_spec(m) for m in self.m_values] + [k_spec(k) for k in self.k_values]
-        sens_config = replace(config, fmrs=(SENSITIVITY_FMR,))
-        sensitivity = self.base.study(sweep, context=context, quality_models=[model], deployed_model=deployed,
-                                      config=sens_config)
-        folder = write_run(sensitivity, out_dir / "sensitivity", started, context)
+        sensitivity = self.base.study(sweep, replace(request, config=replace(request.config,
+                                                                             fmrs=(SENSITIVITY_FMR,))), [model])
+        folder = write_run(sensitivity, out_dir / "sensitivity", started, request.context)
         self._sensitivity_outputs(sensitivity, folder, model, deployed)
         stamp = started | {"protocol": self.name, "m_values": list(self.m_values), "k_values": list(self.k_values),
                            "studies": {"variants": run_provenance(variants), "sensitivity": run_provenance(sensitivity)}}
@@ -102,7 +97,7 @@ class AblationProtocol:
         say(f"wrote {out_dir}/: table.md, variants/, sensitivity/, provenance.json")
         return out_dir
 
-    def compare(self, methods: list[MethodSpec], **kwargs: object) -> Path:
+    def compare(self, methods: Sequence[MethodSpec], request: Request) -> Path:
         """The ablation concerns one method: ``run --method sdd``."""
         raise ValueError(f"protocol {self.name!r} ablates SDD-FIQA alone: use 'fiqa-bench run --method sdd "
                          f"--protocol {self.name}'")

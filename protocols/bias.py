@@ -17,11 +17,13 @@ Two questions, on real labels:
    each group's images discarded: does rejection remove one group more than the other, and whose errors
    fall?  ``group-errors-fmr<F>.png`` draws both.  UTKFace has no identities, so only question 1.
 
-Datasets (``--dataset``): ``utkface`` (default; ``<data root>/utkface``), ``lfw`` (with
-``lfw/gender/``; trained methods cross-fitted as in ``lfw``), ``adience`` (``<data root>/adience``, the
-aligned release with its fold files), ``folder:PATH`` with ``--attributes CSV``.  Labels that cannot be
-read (malformed names, conflicting lists) are counted in the table and never guessed.  Outside LFW,
-trained methods use their shipped model trained on LFW peopleDevTrain (no cross-fitting).
+Datasets (``--dataset``; the labels are the dataset's own, :attr:`fiqa_bench.data.Dataset.attributes`):
+``utkface`` (default; ``<data root>/utkface``), ``lfw`` (with ``lfw/gender/``), ``adience`` (``<data
+root>/adience``, the aligned release with its fold files), or any dataset with ``--attributes CSV``
+(which replaces a dataset's own labels).  Labels that cannot be read (malformed names, conflicting
+lists) are counted in the table and never guessed.  Trained methods are scored as the dataset allows
+(LFW: cross-fitted as in ``lfw``; elsewhere their shipped model trained on LFW peopleDevTrain, and the
+table says so).
 """
 
 from __future__ import annotations
@@ -29,38 +31,27 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from fiqa_bench.pipeline.cache import write_text_atomic
-from fiqa_bench.pipeline.context import RunContext
 from fiqa_bench.data import Dataset, DatasetError, load_dataset
-from fiqa_bench.data.attributes import (
-    AttributeTable,
-    load_adience,
-    load_attribute_csv,
-    load_lfw_gender,
-    load_utkface,
-    load_utkface_attributes,
-)
-from fiqa_bench.data.lfw import load_lfw
-from fiqa_bench.protocol.study import StudyConfig
-from fiqa_bench.pipeline.hashing import sha256_json
+from fiqa_bench.data.attributes import AttributeTable, load_attribute_csv
+from fiqa_bench.method import MethodSpec
 from fiqa_bench.metrics import all_vs_all, threshold_at_fmr
 from fiqa_bench.metrics.bias import group_distributions, group_error_rates, pairwise_group_tests
 from fiqa_bench.metrics.discard import DEFAULT_DISCARD_FRACTIONS
-from fiqa_bench.method import MethodSpec
-from fiqa_bench.protocol import PROTOCOLS
+from fiqa_bench.pipeline.cache import write_text_atomic
+from fiqa_bench.pipeline.context import RunContext
 from fiqa_bench.pipeline.embedding import embed_dataset
-from fiqa_bench.protocol.evrc import OneOrSeveral, Scoring, context_say, entries, file_name, score_spec
-from fiqa_bench.protocols.lfw import LFW
+from fiqa_bench.pipeline.hashing import sha256_json
+from fiqa_bench.protocol import PROTOCOLS, Option, Protocol, Request
+from fiqa_bench.protocol.scoring import Scoring, entries, file_name, progress, score_spec
+from fiqa_bench.protocol.study import StudyConfig
+from fiqa_bench.recognition import model_reference
 from fiqa_bench.report.plots import plot_group_distributions, plot_group_errors
 from fiqa_bench.report.provenance import provenance
-
-NO_CROSS_FIT = Scoring((), "No cross-fitting was possible: trained methods scored every image with their shipped "
-                           "model trained on LFW peopleDevTrain.")
 
 
 @dataclass(frozen=True)
@@ -75,51 +66,37 @@ class LabelledData:
 
 
 def labelled_data(spec: str | None, context: RunContext, attributes_csv: Path | None) -> LabelledData:
-    """The dataset ``spec`` names with its labels (see the module docstring)."""
-    kind = (spec or "utkface").partition(":")[0]
-    root = context.data_root
+    """The dataset ``spec`` names (default ``utkface``) with its own labels, or those of ``attributes_csv``."""
+    dataset = load_dataset(spec or "utkface", context.data_root)
     if attributes_csv is not None:
-        if kind in ("utkface", "adience"):
-            raise DatasetError(f"--attributes is for datasets without built-in labels, not {kind}")
-        dataset = load_lfw(root, "all") if kind == "lfw" else load_dataset(spec, root)
         table = load_attribute_csv(Path(attributes_csv), root=dataset.root)
-        scoring = LFW.scoring(context) if kind == "lfw" else NO_CROSS_FIT
-        return LabelledData(dataset, table, tuple(table.attributes), scoring, True)
-    if kind == "utkface":
-        return LabelledData(load_utkface(root), load_utkface_attributes(root), ("age_group", "race", "gender"),
-                            NO_CROSS_FIT, False)
-    if kind == "lfw":
-        return LabelledData(load_lfw(root, "all"), load_lfw_gender(root), ("gender",), LFW.scoring(context), True)
-    if kind == "adience":
-        dataset, table = load_adience(root)
-        return LabelledData(dataset, table, tuple(a for a in ("age", "gender") if a in table.attributes),
-                            NO_CROSS_FIT, True)
-    raise DatasetError(f"protocol 'bias' needs labels: --dataset utkface, lfw or adience, or any dataset with "
-                       f"--attributes CSV (columns path,<attribute>...); got {spec!r}")
+    elif dataset.attributes is not None:
+        table = dataset.attributes()
+    else:
+        raise DatasetError(f"protocol 'bias' needs labels: {dataset.name} has none of its own; give --attributes CSV "
+                           f"(columns path,<attribute>...) or a dataset with labels (utkface, lfw, adience)")
+    return LabelledData(dataset, table, table.groups_to_study, Scoring.of(dataset), dataset.has_identities)
 
 
 @dataclass(frozen=True)
-class BiasProtocol(OneOrSeveral):
+class BiasProtocol(Protocol):
     """Fig. 5 and the per-group error study."""
 
     name: str = "bias"
     description: str = ("SDD-FIQA Fig. 5: quality distributions per demographic group (UTKFace age/race/gender, "
                         "LFW gender, Adience, any CSV) with Wasserstein/KS, and per-group FNMR under rejection")
+    options: tuple[Option, ...] = (Option("attributes", "CSV path,<attribute>... labelling the dataset's images "
+                                          "(replaces its own labels)", Path),)
 
-
-    def compare(self, methods: list[MethodSpec], *, context: RunContext, out_dir: Path, model: str = "dlib-resnet",
-                deployed_model: str | None = None, dataset: str | None = None, config: StudyConfig = StudyConfig(),
-                attributes: Path | None = None) -> Path:
+    def compare(self, methods: Sequence[MethodSpec], request: Request) -> Path:
         """Several methods on the same images and labels."""
-        from fiqa_bench.recognition import model_reference
-
         started = provenance()
-        say = context_say(context)
-        data = labelled_data(dataset, context, attributes)
-        deployed = model_reference(deployed_model or model)
-        out_dir = Path(out_dir)
+        context, config, out_dir = request.context, request.config, request.out_dir
+        say = progress(context)
+        data = labelled_data(request.dataset, context, request.options.get("attributes"))
+        deployed = model_reference(request.deployed)
         out_dir.mkdir(parents=True, exist_ok=True)
-        rows = entries(methods, [model_reference(model)], deployed)
+        rows = entries(methods, [model_reference(request.model)], deployed)
         qualities, scorers, faces = {}, {}, {}
         for entry in rows:
             say(f"{self.name}: scoring {len(data.dataset)} images of {data.dataset.name} with {entry.label}")

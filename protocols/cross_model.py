@@ -22,59 +22,54 @@ each deployed model's full Table 1 layout), one folder per deployed model
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from fiqa_bench.pipeline.cache import write_text_atomic
-from fiqa_bench.pipeline.context import RunContext
-from fiqa_bench.protocol.study import StudyConfig
 from fiqa_bench.method import MethodSpec
-from fiqa_bench.protocol import PROTOCOLS
-from fiqa_bench.protocol.evrc import OneOrSeveral, EVRCRun, context_say, file_name, run_provenance, write_run
-from fiqa_bench.protocols.lfw import LFW, LFWProtocol
+from fiqa_bench.pipeline.cache import write_text_atomic
+from fiqa_bench.protocol import PROTOCOLS, Protocol, Request
+from fiqa_bench.protocol.evrc import EVRCProtocol, EVRCRun, run_provenance, write_run
+from fiqa_bench.protocol.scoring import file_name, progress
+from fiqa_bench.protocols.lfw import LFW
+from fiqa_bench.recognition import model_reference
 from fiqa_bench.report.provenance import provenance
 from fiqa_bench.report.tables import aoc_table
 
 
 @dataclass(frozen=True)
-class CrossModelProtocol(OneOrSeveral):
+class CrossModelProtocol(Protocol):
     """Every direction between two recognition models, on one LFW protocol."""
 
-    base: LFWProtocol
+    base: EVRCProtocol
     name: str = "cross-model"
     description: str = ("SDD-FIQA Tables 3/4: methods built on --model and on --deployed-model, errors of each, "
                         "all four directions in one table (LFW, cross-fitted)")
 
-
-    def compare(self, methods: list[MethodSpec], *, context: RunContext, out_dir: Path, model: str = "dlib-resnet",
-                deployed_model: str | None = None, dataset: str | None = None,
-                config: StudyConfig = StudyConfig()) -> Path:
+    def compare(self, methods: Sequence[MethodSpec], request: Request) -> Path:
         """The four directions for several methods; see the module docstring."""
-        if dataset not in (None, "lfw"):
+        if request.dataset not in (None, self.base.dataset):
             raise ValueError(f"protocol {self.name!r} runs on LFW (its trained methods are cross-fitted there); "
-                             f"got --dataset {dataset!r}")
-        from fiqa_bench.recognition import model_reference
-
-        if not deployed_model or model_reference(deployed_model) == model_reference(model):
+                             f"got --dataset {request.dataset!r}")
+        if not request.deployed_model or model_reference(request.deployed_model) == model_reference(request.model):
             raise ValueError(f"protocol {self.name!r} needs two recognition models: --model A --deployed-model B "
-                             f"(got {model!r} and {deployed_model!r})")
+                             f"(got {request.model!r} and {request.deployed_model!r})")
         started = provenance()
-        models = [model_reference(model), model_reference(deployed_model)]
-        out_dir = Path(out_dir)
+        models = [model_reference(request.model), model_reference(request.deployed_model)]
+        out_dir = request.out_dir
         runs = []
         for deployed in models:
-            run = self.base.study(methods, context=context, quality_models=models, deployed_model=deployed,
-                                  config=config)
-            write_run(run, out_dir / f"deployed-{file_name(deployed)}", started, context)
+            run = self.base.study(methods, replace(request, deployed_model=deployed), models)
+            write_run(run, out_dir / f"deployed-{file_name(deployed)}", started, request.context)
             runs.append(run)
         write_text_atomic(out_dir / "table.md", summary_markdown(runs, self.name))
         stamp = started | {"protocol": self.name, "models": models,
                            "studies": {f"deployed-{file_name(r.deployed_model)}": run_provenance(r) for r in runs}}
         write_text_atomic(out_dir / "provenance.json", json.dumps(stamp, indent=2, sort_keys=True) + "\n")
-        context_say(context)(f"wrote {out_dir}/: table.md, deployed-*/, provenance.json")
+        progress(request.context)(f"wrote {out_dir}/: table.md, deployed-*/, provenance.json")
         return out_dir
 
 

@@ -42,7 +42,8 @@ from fiqa_bench.pipeline.cache import write_text_atomic
 from fiqa_bench.pipeline.context import RunContext
 from fiqa_bench.protocol.study import StudyConfig
 from fiqa_bench.method import MethodSpec
-from fiqa_bench.protocol.evrc import context_say, file_name
+from fiqa_bench.protocol import Request
+from fiqa_bench.protocol.scoring import file_name, progress
 from fiqa_bench.report.provenance import provenance
 
 #: The paper's rows -> our registered method (None: not registered, with the reason).
@@ -87,6 +88,10 @@ class PaperRun:
     done: dict[str, Path] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
+    def request(self, folder: str, **changes: object) -> Request:
+        """A protocol request writing to ``out_dir/folder`` with the first model and this run's settings."""
+        return Request(self.context, self.out_dir / folder, model=self.models[0], config=self.config, **changes)
+
     def once(self, key: str, make) -> Path:  # noqa: ANN001 - a callable returning the folder
         """Run ``make`` once per key (several items share one protocol run)."""
         if key not in self.done:
@@ -102,7 +107,7 @@ def regenerate(items: list[str], *, context: RunContext, out_dir: Path, models: 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     run = PaperRun(context, out_dir, models, config)
-    say = context_say(context)
+    say = progress(context)
     for item in items:
         say(f"paper: {item}")
         ITEM_WRITERS[item](run)
@@ -115,8 +120,7 @@ def _cross_model(run: PaperRun) -> Path:
 
     specs = [MethodSpec.named(m) for m in PAPER_METHODS.values() if m]
     return run.once("cross-model", lambda: CROSS_MODEL.compare(
-        specs, context=run.context, out_dir=run.out_dir / "cross-model", model=run.models[0],
-        deployed_model=run.models[1], config=run.config))
+        specs, run.request("cross-model", deployed_model=run.models[1])))
 
 
 def _study(folder: Path, deployed: str) -> dict:
@@ -205,8 +209,7 @@ def _evrc_rows(run: PaperRun, name: str) -> dict[str, dict[str, list[float]]]:
     dataset = {"Adience": "adience", "IJB-C": "ijbc"}[name]
     specs = [MethodSpec.named(m) for m in PAPER_METHODS.values() if m]
     folder = run.once(f"evrc-{dataset}", lambda: EVRC.compare(
-        specs, context=run.context, out_dir=run.out_dir / f"evrc-{dataset}", model=run.models[0],
-        dataset=dataset, config=run.config))
+        specs, run.request(f"evrc-{dataset}", dataset=dataset)))
     study = json.loads((folder / "study.json").read_text())
     return {p: _aoc_rows(study, run.models[0], p, run.config.fmrs) for p in run.config.policies}
 
@@ -223,8 +226,7 @@ def _table2(run: PaperRun) -> None:
             lines += ["## IJB-C", "", f"dataset not found at {_shown(_dataset_root(run, name))}.", ""]
         else:
             folder = run.once(f"set-tar-{dataset}", lambda: SET_TAR.compare(
-                specs, context=run.context, out_dir=run.out_dir / f"set-tar-{dataset}", model=run.models[0],
-                dataset=dataset, config=run.config))
+                specs, run.request(f"set-tar-{dataset}", dataset=dataset)))
             lines += [f"## {name}, ours (`{folder.relative_to(run.out_dir)}/`)", "",
                       (folder / "table.md").read_text().split("\n", 2)[2], ""]
     names = {"Baseline": "baseline (unweighted)", "SER-FIQ": "serfiq", "PCNet": "pcnet", "SDD-FIQA": "sdd"}
@@ -256,8 +258,7 @@ def _figure5(run: PaperRun) -> None:
     lines = ["# Figure 5: quality distributions by demographic group", ""]
     for dataset in ("utkface", "lfw"):
         folder = run.once(f"bias-{dataset}", lambda: BIAS.compare(
-            specs, context=run.context, out_dir=run.out_dir / f"bias-{dataset}", model=run.models[0],
-            dataset=dataset, config=run.config))
+            specs, run.request(f"bias-{dataset}", dataset=dataset)))
         table = (folder / "table.md").read_text()
         summary = table.split("## Which score depends most on the attribute?", 1)[1].split("\n## ", 1)[0]
         lines += [f"## {dataset} (`{folder.relative_to(run.out_dir)}/`)", "",
@@ -273,8 +274,7 @@ def _figure5(run: PaperRun) -> None:
 def _ablation(run: PaperRun) -> Path:
     from fiqa_bench.protocols.ablation import ABLATION
 
-    return run.once("ablation", lambda: ABLATION.run("sdd", context=run.context, out_dir=run.out_dir / "ablation",
-                                                     model=run.models[0], config=run.config))
+    return run.once("ablation", lambda: ABLATION.run(MethodSpec.named("sdd"), run.request("ablation")))
 
 
 def _figure6(run: PaperRun) -> None:

@@ -9,19 +9,21 @@ every image alike.  A quality becomes a non-negative weight by a monotone map
 and ``rank`` (normalised rank, scale-free) are both reported, since the paper does not say how its
 qualities were turned into weights and the answer can depend on it.
 
-Data:
+Data (``--dataset``, asked for its templates, never by name):
 
-* ``--dataset lfw`` (default): real sets on all of LFW: every person with at least 4 images (610
-  people) has their images shuffled (seeded per person) and split into two templates; the genuine
-  pairs are each person's two templates, the impostor pairs every pair of templates of different
-  people (about 743,000).  Trained methods are cross-fitted over the View 1 people split as in
-  ``lfw``.  Intervals: identity bootstrap (a person's genuine pair and all their impostor pairs move
-  together), paired across rows, so each row's gain over the baseline has its own interval.
-* ``--dataset ijbc`` (``<data root>/ijbc``) or ``ijbc:PATH``: IJB-C's 1:1 template protocol in the
-  insightface metadata layout (:func:`fiqa_bench.data.ijbc.load_ijbc`).  The loose crops are aligned by
-  the deployed model's own detector (the metadata's five points are read and checked, not used), and
-  trained methods use their shipped models (no cross-fitting possible).  The metadata does not say
-  which subject a template shows, so the bootstrap resamples templates (intervals somewhat narrow).
+* a dataset with identities (default ``lfw``; any ``folder:PATH``): real sets: every person with at
+  least 4 usable images (610 people of LFW) has their images shuffled (seeded per person) and split
+  into two templates; the genuine pairs are each person's two templates, the impostor pairs every pair
+  of templates of different people (about 743,000 on LFW).  Trained methods are scored as the dataset
+  allows (LFW: cross-fitted over the View 1 people split as in ``lfw``).  Intervals: identity
+  bootstrap (a person's genuine pair and all their impostor pairs move together), paired across rows,
+  so each row's gain over the baseline has its own interval.
+* a dataset with templates of its own (:attr:`fiqa_bench.data.Dataset.templates`): ``--dataset ijbc``
+  (``<data root>/ijbc``) or ``ijbc:PATH``, IJB-C's 1:1 template protocol in the insightface metadata
+  layout (:func:`fiqa_bench.data.ijbc.load_ijbc`).  The loose crops are aligned by the deployed model's
+  own detector (the metadata's five points are read and checked, not used), and trained methods use
+  their shipped models (no cross-fitting possible).  The metadata does not say which subject a
+  template shows, so the bootstrap resamples templates (intervals somewhat narrow).
 
 Output: ``table.md`` (Table 2 layout with intervals and the gain over the baseline), ``study.json``,
 ``scores/<method>.csv`` and ``provenance.json``.
@@ -32,17 +34,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from fiqa_bench.pipeline.cache import write_text_atomic
-from fiqa_bench.pipeline.context import RunContext
-from fiqa_bench.data import Dataset, DatasetError
-from fiqa_bench.data.lfw import load_lfw
-from fiqa_bench.protocol.study import StudyConfig
-from fiqa_bench.pipeline.hashing import sha256_json
+from fiqa_bench.data import Dataset, load_dataset
+from fiqa_bench.method import MethodSpec
 from fiqa_bench.metrics.templates import (
     TemplatePairs,
     bootstrap_set_tar,
@@ -51,16 +49,18 @@ from fiqa_bench.metrics.templates import (
     split_identity_templates,
     template_descriptors,
 )
-from fiqa_bench.method import MethodSpec
-from fiqa_bench.protocol import PROTOCOLS
+from fiqa_bench.pipeline.cache import write_text_atomic
 from fiqa_bench.pipeline.embedding import embed_dataset
-from fiqa_bench.protocol.evrc import OneOrSeveral, Scoring, context_say, entries, file_name, score_spec
-from fiqa_bench.protocols.lfw import LFW
+from fiqa_bench.pipeline.hashing import sha256_json
+from fiqa_bench.protocol import PROTOCOLS, Protocol, Request
+from fiqa_bench.protocol.scoring import Scoring, entries, file_name, progress, score_spec
+from fiqa_bench.protocol.study import StudyConfig
+from fiqa_bench.recognition import model_reference
 from fiqa_bench.report.provenance import provenance
 
 #: The weighting schemes reported for every method (see the module docstring).
 SCHEMES = ("minmax", "rank")
-#: LFW templates: people with at least this many images, split in two.
+#: Templates split from a dataset's people: people with at least this many images, split in two.
 MIN_IMAGES = 4
 
 
@@ -68,98 +68,80 @@ MIN_IMAGES = 4
 class TemplateSet:
     """Which images form which template, the template pairs, and the bootstrap unit of each template."""
 
-    dataset: Dataset
     template_of_image: np.ndarray
     pairs: TemplatePairs
     subjects: np.ndarray | None
-    scoring: Scoring
     description: str
+    record: dict
 
 
-def lfw_templates(dataset: Dataset, context: RunContext, usable: np.ndarray, seed: int) -> TemplateSet:
-    """LFW people with >= 4 usable images, each split into two seeded templates."""
+def split_templates(dataset: Dataset, usable: np.ndarray, seed: int) -> TemplateSet:
+    """Real sets from a dataset's people: each person with >= :data:`MIN_IMAGES` usable images split into two
+    seeded templates (the genuine pair); every two templates of different people are an impostor pair."""
     identities = np.array(dataset.identities, dtype=object)
     identities[~usable] = None  # an image the deployed model could not embed joins no template
     kept = np.flatnonzero(usable)
     split = split_identity_templates(identities[kept].astype(str), min_images=MIN_IMAGES, seed=seed)
     template_of_image = np.full(len(dataset), -1, dtype=np.int64)
     template_of_image[kept] = split.template_of_image
-    return TemplateSet(dataset, template_of_image, split.pairs, split.template_subjects, LFW.scoring(context),
-                       f"LFW people with >= {MIN_IMAGES} usable images, each split into two templates (seed {seed}): "
-                       f"{split.n_templates} templates, {split.pairs.n_genuine} genuine and {split.pairs.n_impostor} "
-                       f"impostor template pairs; trained methods cross-fitted over the View 1 people split")
+    return TemplateSet(template_of_image, split.pairs, split.template_subjects,
+                       f"{dataset.name} people with >= {MIN_IMAGES} usable images, each split into two templates "
+                       f"(seed {seed}): {split.n_templates} templates, {split.pairs.n_genuine} genuine and "
+                       f"{split.pairs.n_impostor} impostor template pairs", {})
 
 
-def ijbc_templates(spec: str, context: RunContext) -> tuple[TemplateSet, dict]:
-    """IJB-C's 1:1 templates from the insightface layout (``ijbc`` or ``ijbc:PATH``)."""
-    from fiqa_bench.data.ijbc import load_ijbc
-
-    root = Path(spec.partition(":")[2] or context.data_root / "ijbc")
-    if not root.is_dir():
-        raise DatasetError(f"dataset not found at {root} (IJB-C: give --dataset ijbc:PATH or put it under the data "
-                           f"root as ijbc/)")
-    dataset, templates = load_ijbc(root)
-    note = ("IJB-C 1:1 templates; no cross-fitting was possible: trained methods scored every image with their "
-            "shipped model trained on LFW peopleDevTrain")
-    return TemplateSet(dataset, templates.template_of_image, templates.pairs, templates.bootstrap_subjects,
-                       Scoring((), note), note + f"; {templates.n_templates} templates, "
+def own_templates(dataset: Dataset) -> TemplateSet:
+    """The template protocol the dataset comes with (IJB-C's 1:1 templates)."""
+    templates = dataset.templates()
+    return TemplateSet(templates.template_of_image, templates.pairs, templates.bootstrap_subjects,
+                       f"{dataset.name}'s own templates: {templates.n_templates} templates, "
                        f"{templates.pairs.n_genuine} genuine and {templates.pairs.n_impostor} impostor pairs; "
-                       f"bootstrap over {'subjects' if templates.subjects_known else 'templates'}"), templates.to_dict()
+                       f"bootstrap over {'subjects' if templates.subjects_known else 'templates'}",
+                       {"template_protocol": templates.to_dict()})
 
 
 @dataclass(frozen=True)
-class SetTARProtocol(OneOrSeveral):
+class SetTARProtocol(Protocol):
     """Table 2: TAR of quality-weighted template descriptors against the unweighted baseline."""
 
     name: str = "set-tar"
     description: str = ("SDD-FIQA Table 2: set-based TAR@FMR with quality-weighted templates vs unweighted "
-                        "(LFW real sets, or IJB-C with --dataset ijbc[:PATH])")
+                        "(LFW real sets, any dataset's people split in two, or IJB-C's own templates)")
 
-
-    def compare(self, methods: list[MethodSpec], *, context: RunContext, out_dir: Path, model: str = "dlib-resnet",
-                deployed_model: str | None = None, dataset: str | None = None,
-                config: StudyConfig = StudyConfig()) -> Path:
+    def compare(self, methods: Sequence[MethodSpec], request: Request) -> Path:
         """Several methods against the baseline on the same templates, pairs and bootstrap replicates."""
-        from fiqa_bench.recognition import model_reference
-
         started = provenance()
-        say = context_say(context)
-        deployed = model_reference(deployed_model or model)
-        kind = (dataset or "lfw").partition(":")[0]
-        if kind not in ("lfw", "ijbc"):
-            raise DatasetError(f"protocol {self.name!r} runs on lfw or ijbc[:PATH], not {dataset!r}")
+        context, config, out_dir = request.context, request.config, request.out_dir
+        say = progress(context)
+        deployed = model_reference(request.deployed)
+        data = load_dataset(request.dataset or "lfw", context.data_root)
+        scoring = Scoring.of(data)
         deployed_context = context.for_model(deployed)
-        data = load_lfw(context.data_root, "all") if kind == "lfw" else None
-        extra: dict = {}
-        if kind == "ijbc":
-            templates, extra = ijbc_templates(dataset or "ijbc", context)
-            data = templates.dataset
         say(f"{self.name}: embedding {len(data)} images of {data.name} with {deployed}")
         emb = embed_dataset(data, deployed_context.model(deployed), deployed_context)
-        if kind == "lfw":
-            templates = lfw_templates(data, context, ~emb.failed, config.seed)
+        templates = own_templates(data) if data.templates else split_templates(data, ~emb.failed, config.seed)
         template_of_image = np.where(emb.failed, -1, templates.template_of_image)
-        rows = entries(methods, [model_reference(model)], deployed)
+        rows = entries(methods, [model_reference(request.model)], deployed)
         qualities, scorers = {}, {}
-        out_dir = Path(out_dir)
         for entry in rows:
             say(f"scoring with {entry.label}")
-            scored = score_spec(entry.spec, templates.dataset, templates.scoring, context, entry.quality_model)
+            scored = score_spec(entry.spec, data, scoring, context, entry.quality_model)
             qualities[entry.label] = scored.table.quality
             scorers[entry.label] = scored.scorers
             scored.table.write_csv(out_dir / "scores" / f"{file_name(entry.label)}.csv")
         say(f"{self.name}: {templates.pairs.n_genuine} genuine and {templates.pairs.n_impostor} impostor template pairs")
         table = set_tar_study(emb.embeddings, template_of_image, templates.pairs, templates.subjects, qualities,
                               config)
+        description = f"{templates.description}; {scoring.note}"
         write_text_atomic(out_dir / "study.json", json.dumps(table, default=float) + "\n")
         write_text_atomic(out_dir / "table.md", table_markdown(table, f"# Set-based verification ({self.name}) on "
                                                                 f"{data.name}, deployed {deployed}",
-                                                         templates.description, emb.meta, config))
+                                                         description, emb.meta, config))
         stamp = started | dict(protocol=self.name, methods=[e.label for e in rows], deployed_model=deployed,
                                deployed_model_fingerprint=emb.meta["model_fingerprint"], scorers=scorers,
                                dataset=data.name, dataset_list_sha256=sha256_json(emb.image_sha256.tolist()),
-                               alignment=emb.meta["alignment"], study=asdict(config), templates=templates.description,
-                               weight_schemes=list(SCHEMES), **({"ijbc": extra} if extra else {}))
+                               alignment=emb.meta["alignment"], study=asdict(config), templates=description,
+                               weight_schemes=list(SCHEMES), **templates.record)
         write_text_atomic(out_dir / "provenance.json", json.dumps(stamp, indent=2, sort_keys=True) + "\n")
         say(f"wrote {out_dir}/: table.md, study.json, scores/, provenance.json")
         return out_dir

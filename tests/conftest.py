@@ -22,6 +22,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(_variable, "1")
 
+import importlib.util
 import shutil
 from pathlib import Path
 
@@ -156,3 +157,34 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The tests on the LFW caches first (a stable sort): the longest unit of work starts at once on one worker
     while the other takes everything else, so neither waits for it at the end."""
     items.sort(key=lambda item: not reads_lfw_caches(item))
+
+
+#: The installed packages of the project: methods/ and protocols/ install as fiqa_bench.methods and
+#: fiqa_bench.protocols (setuptools package-dir in pyproject.toml), so they are found by these names.
+PACKAGES = ("fiqa_bench", "fiqa_bench.methods", "fiqa_bench.protocols")
+
+
+def package_modules() -> dict[str, Path]:
+    """Installed module name -> source file, for every module of :data:`PACKAGES`, sorted by name.
+
+    Found on disk without importing the modules (only ``fiqa_bench/__init__.py``, to locate the
+    subpackages): a folder is a package when it holds ``__init__.py`` (data folders such as
+    ``methods/weights`` are not), ``<folder>/__init__.py`` is the package itself and
+    ``<folder>/<stem>.py`` is ``<package>.<stem>``.
+    """
+    modules: dict[str, Path] = {}
+
+    def walk(package: str, folder: Path) -> None:
+        modules[package] = folder / "__init__.py"
+        for path in sorted(folder.iterdir()):
+            if path.suffix == ".py" and path.name != "__init__.py":
+                modules[f"{package}.{path.stem}"] = path
+            elif path.is_dir() and (path / "__init__.py").is_file():
+                walk(f"{package}.{path.name}", path)
+
+    for package in PACKAGES:
+        spec = importlib.util.find_spec(package)
+        if spec is None or spec.origin is None:
+            raise ModuleNotFoundError(f"package {package!r} is not installed (pip install -e .)")
+        walk(package, Path(spec.origin).parent)
+    return dict(sorted(modules.items()))

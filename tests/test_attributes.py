@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from fiqa_bench.data import DatasetError
+from fiqa_bench.data.lfw import load_lfw_gender
 from fiqa_bench.data.attributes import (
     ADIENCE_COLUMNS,
     age_bin_labels,
@@ -15,7 +16,6 @@ from fiqa_bench.data.attributes import (
     lfw_gender_table,
     load_adience,
     load_attribute_csv,
-    load_lfw_gender,
     load_utkface,
     load_utkface_attributes,
     parse_utkface_name,

@@ -1,4 +1,4 @@
-"""Every registered method against the one score contract, and the documented one-file example.
+"""Every registered method against the one score contract (the README's example method: tests/test_recipes.py).
 
 The conformance test runs on a handful of real LFW faces, each also as a
 heavily degraded copy made here (nothing is committed): Gaussian blur
@@ -16,7 +16,6 @@ or its sign is.
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import cv2
@@ -25,13 +24,8 @@ import pytest
 from PIL import Image
 
 from fiqa_bench.pipeline.context import RunContext
-import fiqa_bench.method as method_module
-from fiqa_bench.cli import main
 from fiqa_bench.data import load_dataset
-from fiqa_bench.protocol.study import StudyConfig
 from fiqa_bench.method import METHODS, create_method
-from fiqa_bench.protocol import PROTOCOLS
-from fiqa_bench.registry import Registry
 from fiqa_bench.pipeline.scoring import method_inputs, score_dataset
 
 METHOD_NAMES = METHODS.names()
@@ -121,49 +115,3 @@ def test_settings_are_converted_and_checked():
         create_method("random", settings={"seed": "three"})
     with pytest.raises(ValueError, match="not trained and takes no weights"):
         create_method("sharpness", weights="model.pt")
-
-
-# --------------------------------------------------------------------------------------
-# The one-file example of methods/__init__.py, executed as written.
-
-def example_source() -> str:
-    """The literal block after '::' in the docstring of ``fiqa_bench.methods``."""
-    import fiqa_bench.methods as package
-
-    block = package.__doc__.split("::\n\n", 1)[1]
-    lines = []
-    for line in block.splitlines():
-        if line and not line.startswith("    "):
-            break
-        lines.append(line)
-    return textwrap.dedent("\n".join(lines))
-
-
-@pytest.fixture()
-def example_method(monkeypatch: pytest.MonkeyPatch) -> Registry:
-    """The example registered in a fresh registry (the real one is left as it was)."""
-    fresh: Registry = Registry("method")
-    monkeypatch.setattr(method_module, "METHODS", fresh)
-    exec(compile(example_source(), "methods/rms_contrast.py", "exec"), {"__name__": "rms_contrast"})
-    assert fresh.names() == ["rms-contrast"]
-    return fresh
-
-
-def test_documented_example_scores_a_folder(example_method: Registry, faces: Path, tmp_path: Path,
-                                             capsys: pytest.CaptureFixture):
-    out = tmp_path / "scores.csv"
-    assert main(["score", "--method", "rms-contrast", "--dataset", f"folder:{faces}", "--out", str(out),
-                 "--cache-dir", str(tmp_path / "c"), "--quiet", "--workers", "1"]) == 0, capsys.readouterr().err
-    assert len(out.read_text().splitlines()) == 1 + 6 * 2 * 4 + 1
-    code = main(["score", "--method", "rms-contrast", "--weights", "model.pt", "--dataset", f"folder:{faces}",
-                 "--out", str(out), "--quiet"])
-    err = capsys.readouterr().err
-    assert code == 2 and "not trained and takes no weights" in err and len(err.strip().splitlines()) == 1
-
-
-def test_documented_example_runs_a_protocol(example_method: Registry, lfw_root: Path, lfw_devtest_cache: Path,
-                                            tmp_path: Path):
-    context = RunContext(lfw_devtest_cache, lfw_root, progress=False)
-    out = PROTOCOLS.get("lfw-devtest").run("rms-contrast", context=context, out_dir=tmp_path / "res",
-                                           config=StudyConfig(fmrs=(1e-2,), random_seeds=2, n_boot=0))
-    assert "rms-contrast" in (out / "table.md").read_text()

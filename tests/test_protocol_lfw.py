@@ -11,15 +11,15 @@ import pytest
 
 from fiqa_bench.pipeline.context import RunContext
 from fiqa_bench.protocol.study import StudyConfig
-from fiqa_bench.method import METHODS
-from fiqa_bench.protocol import PROTOCOLS
+from fiqa_bench.method import METHODS, MethodSpec
+from fiqa_bench.protocol import PROTOCOLS, Request
 from fiqa_bench.pipeline.scoring import ScoreTable
 
 
 def test_lfw_devtest_writes_a_complete_results_folder(lfw_root: Path, lfw_devtest_cache: Path, tmp_path: Path):
     out = PROTOCOLS.get("lfw-devtest").run(
-        "sdd", context=RunContext(lfw_devtest_cache, lfw_root, progress=False), out_dir=tmp_path / "res",
-        config=StudyConfig(fmrs=(1e-2, 1e-3), random_seeds=3, n_boot=2))
+        MethodSpec.named("sdd"), Request(RunContext(lfw_devtest_cache, lfw_root, progress=False), tmp_path / "res",
+                                         config=StudyConfig(fmrs=(1e-2, 1e-3), random_seeds=3, n_boot=2)))
     assert {p.name for p in out.iterdir()} == {"table.md", "evrc-recomputed.png", "evrc-fixed.png", "scores.csv",
                                                "study.json", "provenance.json"}
     with open(out / "scores.csv") as fh:
@@ -42,8 +42,8 @@ def test_compare_shares_everything_and_names_no_local_path(lfw_root: Path, lfw_d
     specs = parse_methods("sdd, random,sdd[variant=sdd], sharpness")
     assert [s.label for s in specs] == ["sdd", "random", "sdd[variant=sdd]", "sharpness"]
     out = PROTOCOLS.get("lfw-devtest").compare(
-        specs, context=RunContext(lfw_devtest_cache, lfw_root, progress=False), out_dir=tmp_path / "cmp",
-        config=StudyConfig(fmrs=(1e-2,), random_seeds=3, n_boot=10))
+        specs, Request(RunContext(lfw_devtest_cache, lfw_root, progress=False), tmp_path / "cmp",
+                       config=StudyConfig(fmrs=(1e-2,), random_seeds=3, n_boot=10)))
     assert sorted(p.name for p in (out / "scores").iterdir()) == ["random.csv", "sdd.csv", "sdd_variant=sdd.csv",
                                                                   "sharpness.csv"]
     table = (out / "table.md").read_text()
@@ -69,7 +69,7 @@ def test_method_lists_are_read_strictly():
 
 
 def test_cross_fit_merge_covers_every_image_once():
-    from fiqa_bench.protocol.evrc import merge_tables as _merge
+    from fiqa_bench.protocol.scoring import merge_tables as _merge
 
     def table(paths: list[str], q: list[float]) -> ScoreTable:
         n = len(paths)

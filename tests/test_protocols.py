@@ -1,20 +1,22 @@
-"""The protocols beyond LFW's own: ``evrc`` on any dataset, ``cross-model`` and ``ablation``."""
+"""The protocols beyond LFW's own: ``evrc`` on any dataset, ``cross-model``, ``ablation``, ``set-tar``, ``bias``."""
 
 from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
-from fiqa_bench.pipeline.context import RunContext
-from fiqa_bench.data import DatasetError
+from fiqa_bench.data import CrossFitting, Dataset, DatasetError, identity_subset
 from fiqa_bench.data.lfw import load_lfw
-from fiqa_bench.protocol.study import StudyConfig
 from fiqa_bench.method import MethodSpec
-from fiqa_bench.protocol import PROTOCOLS
+from fiqa_bench.pipeline.context import RunContext
+from fiqa_bench.protocol import PROTOCOLS, Request
+from fiqa_bench.protocol.evrc import EVRCProtocol
+from fiqa_bench.protocol.scoring import Scoring
+from fiqa_bench.protocol.study import StudyConfig
 
 QUICK = StudyConfig(fmrs=(1e-1,), random_seeds=2, n_boot=4)
 
@@ -25,8 +27,9 @@ def _protocol(name: str):  # noqa: ANN202
 
 def test_evrc_runs_on_a_folder_with_shipped_models_and_says_it_could_not_cross_fit(small_folder: Path, tmp_path: Path):
     out = _protocol("evrc").compare(
-        [MethodSpec.named("sdd"), MethodSpec.named("sharpness")], context=RunContext(progress=False, workers=1),
-        out_dir=tmp_path / "res", dataset=f"folder:{small_folder}", config=QUICK)
+        [MethodSpec.named("sdd"), MethodSpec.named("sharpness")],
+        Request(RunContext(progress=False, workers=1), tmp_path / "res", dataset=f"folder:{small_folder}",
+                config=QUICK))
     stamp = json.loads((out / "provenance.json").read_text())
     assert stamp["protocol"] == "evrc" and "No cross-fitting was possible" in stamp["scoring"]
     assert stamp["scorers"]["sdd"][0]["checkpoint"] == "sdd-dlib-resnet-head-lfw-devtrain.pt"
@@ -40,22 +43,36 @@ def test_evrc_runs_on_a_folder_with_shipped_models_and_says_it_could_not_cross_f
 
 def test_evrc_refuses_what_it_cannot_study(small_folder: Path, tmp_path: Path):
     evrc, context = _protocol("evrc"), RunContext(progress=False, workers=1)
+    sharpness = MethodSpec.named("sharpness")
     with pytest.raises(DatasetError, match="needs --dataset"):
-        evrc.run("sharpness", context=context, out_dir=tmp_path)
-    with pytest.raises(DatasetError, match="use --protocol lfw"):
-        evrc.run("sharpness", context=context, out_dir=tmp_path, dataset="lfw")
+        evrc.run(sharpness, Request(context, tmp_path))
     singles = tmp_path / "singles"
     for person in ("A", "B"):
         (singles / person).mkdir(parents=True)
         shutil.copy(next((small_folder / "Tony_Blair").glob("*.jpg")), singles / person / "x.jpg")
     with pytest.raises(DatasetError, match="none of its 2 identities has two or more images"):
-        evrc.run("sharpness", context=context, out_dir=tmp_path, dataset=f"folder:{singles}")
-    with pytest.raises(DatasetError, match="runs on LFW only"):
-        _protocol("lfw").run("sharpness", context=context, out_dir=tmp_path, dataset=f"folder:{singles}")
+        evrc.run(sharpness, Request(context, tmp_path, dataset=f"folder:{singles}"))
+    with pytest.raises(DatasetError, match="runs on lfw only"):
+        _protocol("lfw").run(sharpness, Request(context, tmp_path, dataset=f"folder:{singles}"))
+
+
+def test_protocols_ask_the_dataset_how_to_score_it(lfw_root: Path, small_folder: Path):
+    """LFW cross-fits over its View 1 people split, whichever protocol reads it; a folder cannot."""
+    context = RunContext(data_root=lfw_root, progress=False)
+    for protocol, dataset in (("lfw", None), ("evrc", "lfw"), ("lfw-devtest", None)):
+        data = _protocol(protocol).load(Request(context, Path("unused"), dataset=dataset))
+        scoring = Scoring.of(data)
+        assert "cross-fitted over LFW's identity-disjoint View 1 people split" in scoring.note
+        parts = {part.name: trained_on for part, trained_on in scoring.folds}
+        assert parts == ({"lfw:devtest": "lfw:devtrain"} if protocol == "lfw-devtest" else
+                         {"lfw:devtest": "lfw:devtrain", "lfw:devtrain": "lfw:devtest"})
+        assert sum(len(part) for part, _ in scoring.folds) == len(data)
+    folder = _protocol("evrc").load(Request(context, Path("unused"), dataset=f"folder:{small_folder}"))
+    assert Scoring.of(folder).folds == () and "No cross-fitting was possible" in Scoring.of(folder).note
 
 
 def test_entries_score_model_readers_once_per_model_and_the_rest_once():
-    from fiqa_bench.protocol.evrc import entries
+    from fiqa_bench.protocol.scoring import entries
 
     specs = [MethodSpec.named("sdd"), MethodSpec.named("sharpness"), MethodSpec.named("sdd", {"model": "lbp"})]
     rows = entries(specs, ["dlib-resnet", "lbp"], "lbp")
@@ -67,23 +84,21 @@ def test_entries_score_model_readers_once_per_model_and_the_rest_once():
 
 def test_cross_model_needs_two_models(tmp_path: Path):
     with pytest.raises(ValueError, match="needs two recognition models"):
-        _protocol("cross-model").run("sdd", context=RunContext(progress=False), out_dir=tmp_path,
-                                     model="dlib-resnet", deployed_model="dlib")
+        _protocol("cross-model").run(MethodSpec.named("sdd"), Request(RunContext(progress=False), tmp_path,
+                                                                      model="dlib-resnet", deployed_model="dlib"))
 
 
 @dataclass(frozen=True)
-class DevtestSubset:
+class DevtestSubset(EVRCProtocol):
     """Every 10th LFW devtest person with two or more images, at most 6 each: a quick base study."""
 
     name: str = "lfw-devtest-subset"
+    description: str = "a quick base study"
+    dataset: str | None = "lfw"
 
-    def study(self, methods, *, context, quality_models, deployed_model, config):  # noqa: ANN001, ANN201
-        from fiqa_bench.data import identity_subset
-        from fiqa_bench.protocol.evrc import Scoring, study
-
-        data = identity_subset(load_lfw(context.data_root, "devtest"), every=10, min_images=2, max_per_identity=6)
-        return study(methods, protocol=self.name, dataset=data, scoring=Scoring((), "subset"), context=context,
-                     quality_models=quality_models, deployed_model=deployed_model, config=config)
+    def load(self, request: Request) -> Dataset:
+        return identity_subset(load_lfw(request.context.data_root, "devtest"), every=10, min_images=2,
+                               max_per_identity=6)
 
 
 def test_cross_model_gives_every_direction_and_the_transfer(lfw_root: Path, tmp_path: Path):
@@ -91,8 +106,8 @@ def test_cross_model_gives_every_direction_and_the_transfer(lfw_root: Path, tmp_
 
     protocol = CrossModelProtocol(DevtestSubset())
     out = protocol.compare([MethodSpec.named("feature-norm"), MethodSpec.named("sharpness")],
-                           context=RunContext(data_root=lfw_root, progress=False, workers=1), out_dir=tmp_path / "x",
-                           model="dlib", deployed_model="mobilefacenet", config=QUICK)
+                           Request(RunContext(data_root=lfw_root, progress=False, workers=1), tmp_path / "x",
+                                   model="dlib", deployed_model="mobilefacenet", config=QUICK))
     table = (out / "table.md").read_text()
     a, b = "dlib-resnet", "mobilefacenet-512"
     for direction in (f"{a} -> {a}", f"{b} -> {a}", f"{a} -> {b}", f"{b} -> {b}", f"(no model) -> {a}",
@@ -109,17 +124,16 @@ def test_cross_model_gives_every_direction_and_the_transfer(lfw_root: Path, tmp_
 
 
 @dataclass(frozen=True)
-class InSampleDevtest:
+class InSampleDevtest(EVRCProtocol):
     """LFW devtest scored by heads trained on devtest itself: quick for a test, never for a result."""
 
     name: str = "lfw-devtest-in-sample"
+    description: str = "in sample"
+    dataset: str | None = "lfw"
 
-    def study(self, methods, *, context, quality_models, deployed_model, config):  # noqa: ANN001, ANN201
-        from fiqa_bench.protocol.evrc import Scoring, study
-
-        data = load_lfw(context.data_root, "devtest")
-        return study(methods, protocol=self.name, dataset=data, scoring=Scoring(((data, "lfw:devtest"),), "in sample"),
-                     context=context, quality_models=quality_models, deployed_model=deployed_model, config=config)
+    def load(self, request: Request) -> Dataset:
+        data = load_lfw(request.context.data_root, "devtest")
+        return replace(data, cross_fitting=lambda: CrossFitting(((data, "lfw:devtest"),), "in sample"))
 
 
 def test_ablation_trains_missing_heads_once_and_draws_the_sweeps(lfw_root: Path, lfw_devtest_cache: Path,
@@ -129,8 +143,8 @@ def test_ablation_trains_missing_heads_once_and_draws_the_sweeps(lfw_root: Path,
     # K = 1 at m = 24 is in both sweeps: one head serves both (three trainings, not four)
     protocol = AblationProtocol(InSampleDevtest(), m_values=(6, 24), k_values=(1, 12), variants=("sdd", "neg-only"))
     context = RunContext(lfw_devtest_cache, lfw_root, progress=False)
-    out = protocol.run("sdd", context=context, out_dir=tmp_path / "abl",
-                       config=StudyConfig(fmrs=(1e-2,), random_seeds=2, n_boot=4))
+    out = protocol.run(MethodSpec.named("sdd"), Request(context, tmp_path / "abl",
+                                                        config=StudyConfig(fmrs=(1e-2,), random_seeds=2, n_boot=4)))
     trained = sorted(p.name.split("-lfw-devtest-")[0] for p in (lfw_devtest_cache / "trained").glob("*.pt"))
     # m=6,K=1; m=24,K=1 (the m sweep's and the K sweep's); neg-only: trained here; sdd (m=24, K=12) is the
     # shipped devtest head
@@ -147,15 +161,15 @@ def test_ablation_trains_missing_heads_once_and_draws_the_sweeps(lfw_root: Path,
     assert sum("·" in line for line in lines) == 4  # the paper's setting in each sweep, both policies
     # a second run trains nothing and gives the same table
     before = {p: p.stat().st_mtime_ns for p in (lfw_devtest_cache / "trained").glob("*.pt")}
-    again = protocol.run("sdd", context=context, out_dir=tmp_path / "abl2",
-                         config=StudyConfig(fmrs=(1e-2,), random_seeds=2, n_boot=4))
+    again = protocol.run(MethodSpec.named("sdd"), Request(context, tmp_path / "abl2",
+                                                          config=StudyConfig(fmrs=(1e-2,), random_seeds=2, n_boot=4)))
     assert {p: p.stat().st_mtime_ns for p in (lfw_devtest_cache / "trained").glob("*.pt")} == before
     assert (again / "table.md").read_text() == sweep
 
 
 def test_ablation_is_for_sdd_alone(tmp_path: Path):
     with pytest.raises(ValueError, match="ablates SDD-FIQA"):
-        _protocol("ablation").run("pcnet", context=RunContext(progress=False), out_dir=tmp_path)
+        _protocol("ablation").run(MethodSpec.named("pcnet"), Request(RunContext(progress=False), tmp_path))
 
 
 def _lfw_people(lfw_root: Path, n_people: int, per_person: int) -> list[tuple[str, list[Path]]]:
@@ -188,9 +202,9 @@ def test_set_tar_on_ijbc_layout_weights_templates_and_reports_gains(lfw_root: Pa
     (root / "meta" / "ijbc_face_tid_mid.txt").write_text("\n".join(lines) + "\n")
     (root / "meta" / "ijbc_name_5pts_score.txt").write_text("\n".join(points) + "\n")
     (root / "meta" / "ijbc_template_pair_label.txt").write_text("\n".join(pairs) + "\n")
-    out = _protocol("set-tar").compare([MethodSpec.named("sharpness")], context=RunContext(progress=False, workers=1),
-                                       out_dir=tmp_path / "tar", dataset=f"ijbc:{root}",
-                                       config=StudyConfig(fmrs=(1e-1,), n_boot=20))
+    out = _protocol("set-tar").compare([MethodSpec.named("sharpness")],
+                                       Request(RunContext(progress=False, workers=1), tmp_path / "tar",
+                                               dataset=f"ijbc:{root}", config=StudyConfig(fmrs=(1e-1,), n_boot=20)))
     study = json.loads((out / "study.json").read_text())
     assert study["n_genuine"] == 12 and study["n_impostor"] == 264
     assert list(study["rows"]) == ["baseline (unweighted)", "sharpness (minmax)", "sharpness (rank)"]
@@ -200,8 +214,8 @@ def test_set_tar_on_ijbc_layout_weights_templates_and_reports_gains(lfw_root: Pa
     table = (out / "table.md").read_text()
     assert "Gain over the baseline" in table and "bootstrap over templates" in table
     with pytest.raises(DatasetError, match="dataset not found at"):
-        _protocol("set-tar").run("sharpness", context=RunContext(progress=False), out_dir=tmp_path / "x",
-                                 dataset=f"ijbc:{tmp_path / 'nowhere'}")
+        _protocol("set-tar").run(MethodSpec.named("sharpness"), Request(RunContext(progress=False), tmp_path / "x",
+                                                                        dataset=f"ijbc:{tmp_path / 'nowhere'}"))
 
 
 def test_bias_on_utkface_names_gives_distributions_tests_and_fig5(lfw_root: Path, tmp_path: Path):
@@ -213,8 +227,8 @@ def test_bias_on_utkface_names_gives_distributions_tests_and_fig5(lfw_root: Path
     for name, source in zip(names, sources):
         shutil.copy(source, images / f"{name}.jpg.chip.jpg")
     out = _protocol("bias").compare([MethodSpec.named("sharpness"), MethodSpec.named("pose")],
-                                    context=RunContext(data_root=tmp_path / "root", progress=False, workers=1),
-                                    out_dir=tmp_path / "bias", config=QUICK)
+                                    Request(RunContext(data_root=tmp_path / "root", progress=False, workers=1),
+                                            tmp_path / "bias", config=QUICK))
     table = (out / "table.md").read_text()
     assert "attributes age_group, race, gender" in table and "missing-field" in table
     assert "## sharpness: race" in table and "KS p" in table
@@ -229,11 +243,27 @@ def test_bias_with_an_attribute_csv_studies_errors_per_group(small_folder: Path,
                               for p in sorted(small_folder.rglob("*.jpg")) if p.stat().st_size]
     csv = tmp_path / "labels.csv"
     csv.write_text("\n".join(rows) + "\n")
-    out = _protocol("bias").run("sharpness", context=RunContext(progress=False, workers=1), out_dir=tmp_path / "b",
-                                dataset=f"folder:{small_folder}", attributes=csv, config=QUICK)
+    out = _protocol("bias").run(MethodSpec.named("sharpness"),
+                                Request(RunContext(progress=False, workers=1), tmp_path / "b",
+                                        dataset=f"folder:{small_folder}", options={"attributes": csv}, config=QUICK))
     table = (out / "table.md").read_text()
     assert "Errors per gender group, sharpness, global threshold at FMR 0.1" in table
     assert (out / "group-errors-fmr0.1.png").is_file()
     with pytest.raises(DatasetError, match="needs labels"):
-        _protocol("bias").run("sharpness", context=RunContext(progress=False), out_dir=tmp_path / "c",
-                              dataset=f"folder:{small_folder}")
+        _protocol("bias").run(MethodSpec.named("sharpness"), Request(RunContext(progress=False), tmp_path / "c",
+                                                                     dataset=f"folder:{small_folder}"))
+
+
+def test_a_protocols_own_options_come_after_the_others_and_others_refuse_them(small_folder: Path, tmp_path: Path,
+                                                                             capsys: pytest.CaptureFixture):
+    from fiqa_bench.cli import main
+
+    assert main(["list", "protocols"]) == 0
+    listed = capsys.readouterr().out
+    assert "bias" in listed and "--attributes VALUE" in listed
+    code = main(["run", "--method", "sharpness", "--protocol", "evrc", "--dataset", f"folder:{small_folder}",
+                 "--attributes", str(tmp_path / "labels.csv"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "protocol 'evrc' takes no option --attributes; its options: none" in err
+    assert len(err.strip().splitlines()) == 1
+    assert _protocol("bias").parse_options({"attributes": "x.csv"}) == {"attributes": Path("x.csv")}

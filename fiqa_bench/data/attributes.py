@@ -38,10 +38,11 @@ from __future__ import annotations
 import csv
 import re
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Mapping, Sequence
 
-from fiqa_bench.data.base import IMAGE_SUFFIXES, Dataset, DatasetError, Sample
+from fiqa_bench.data.base import DATASETS, IMAGE_SUFFIXES, Dataset, DatasetError, Sample, only_split_all
 
 __all__ = [
     "ADIENCE_COLUMNS",
@@ -55,7 +56,6 @@ __all__ = [
     "lfw_gender_table",
     "load_adience",
     "load_attribute_csv",
-    "load_lfw_gender",
     "load_utkface",
     "load_utkface_attributes",
     "parse_utkface_name",
@@ -114,6 +114,7 @@ class AttributeTable:
         issues: what could not be parsed, matched or decided.
         n_unknown: ``attribute -> count`` of values given as explicitly
             unknown in the source (Adience ``u`` / ``None``, an empty CSV cell).
+        studied: the attributes to report by default (empty: all).
     """
 
     name: str
@@ -121,10 +122,17 @@ class AttributeTable:
     orders: Mapping[str, tuple[str, ...]]
     issues: tuple[AttributeIssue, ...] = ()
     n_unknown: Mapping[str, int] = field(default_factory=dict)
+    studied: tuple[str, ...] = ()
 
     @property
     def attributes(self) -> tuple[str, ...]:
         return tuple(self.labels)
+
+    @property
+    def groups_to_study(self) -> tuple[str, ...]:
+        """The attributes a bias study reports: :attr:`studied` when given (UTKFace's age groups rather than
+        its ages in years), else every attribute."""
+        return self.studied or self.attributes
 
     def _map(self, attribute: str) -> Mapping[str, str]:
         if attribute not in self.labels:
@@ -268,7 +276,8 @@ def load_utkface(data_root: Path) -> Dataset:
         DatasetError: the folder does not exist or holds no image.
     """
     folder, names = _utkface_images(data_root)
-    return Dataset("utkface", folder, tuple(Sample(folder / n, n) for n in names))
+    return Dataset("utkface", folder, tuple(Sample(folder / n, n) for n in names), has_identities=False,
+                   attributes=partial(load_utkface_attributes, data_root))
 
 
 def load_utkface_attributes(data_root: Path, *, age_bins: Sequence[int] = UTKFACE_AGE_BINS) -> AttributeTable:
@@ -303,12 +312,11 @@ def load_utkface_attributes(data_root: Path, *, age_bins: Sequence[int] = UTKFAC
         "gender": tuple(UTKFACE_GENDERS.values()),
         "race": tuple(UTKFACE_RACES.values()),
     }
-    return AttributeTable("utkface", labels, orders, tuple(issues))
+    return AttributeTable("utkface", labels, orders, tuple(issues), studied=("age_group", "race", "gender"))
 
 
 # --------------------------------------------------------------------------- LFW gender
 
-LFW_GENDER_FILES = {"male": "male_names.txt", "female": "female_names.txt"}
 _LFW_NAME = re.compile(r"(?P<person>.+)_(?P<number>\d{4})\.jpg")
 
 
@@ -372,30 +380,6 @@ def lfw_gender_table(
     for key in sorted(known - found.keys()):
         issues.append(AttributeIssue("unlabelled", images_source, None, key, "in no list; no label"))
     return AttributeTable("lfw-gender", {"gender": gender}, {"gender": tuple(lists)}, tuple(issues))
-
-
-def load_lfw_gender(data_root: Path) -> AttributeTable:
-    """LFW gender labels (``male``/``female``) for ``<data_root>/lfw/images_deepfunneled``.
-
-    The image set is every ``<Person>/<file>.jpg`` on disk, as :func:`load_lfw`
-    lists it.  See :func:`lfw_gender_table` for the matching rules and issues.
-
-    Raises:
-        DatasetError: the image folder or a name list is missing.
-    """
-    from fiqa_bench.data.lfw import IMAGES
-
-    root = Path(data_root) / "lfw"
-    images = root / IMAGES
-    if not images.is_dir():
-        raise DatasetError(f"LFW not found: {images} does not exist")
-    lists = {label: root / "gender" / name for label, name in LFW_GENDER_FILES.items()}
-    for path in lists.values():
-        if not path.is_file():
-            raise DatasetError(f"LFW gender list {path} is missing; expected lfw/gender/male_names.txt "
-                               "and female_names.txt")
-    paths = [p.relative_to(images).as_posix() for p in images.glob("*/*.jpg")]
-    return lfw_gender_table(lists, paths, images_source=str(images))
 
 
 # --------------------------------------------------------------------------- CSV
@@ -580,10 +564,29 @@ def load_adience(
                                              "gender is not m, f, u or empty; no gender label"))
     keys = sorted(samples)
     name = "adience" if folds is None else "adience:folds=" + ",".join(map(str, fold_ids))
-    dataset = Dataset(name, faces, tuple(Sample(faces / key, samples[key]) for key in keys))
     orders = {
         "age": tuple(sorted(set(labels["age"].values()), key=lambda a: tuple(int(v) for v in a.split("-")))),
         "gender": tuple(ADIENCE_GENDERS.values()),
         "fold": tuple(str(k) for k in fold_ids),
     }
-    return dataset, AttributeTable(name, labels, orders, tuple(issues), unknown)
+    table = AttributeTable(name, labels, orders, tuple(issues), unknown,
+                           studied=tuple(a for a in ("age", "gender") if a in labels))
+    dataset = Dataset(name, faces, tuple(Sample(faces / key, samples[key]) for key in keys),
+                      attributes=lambda: table)
+    return dataset, table
+
+
+def _utkface(argument: str | None, data_root: Path, split: str | None) -> Dataset:
+    only_split_all("utkface", split)
+    return load_utkface(Path(argument) if argument else data_root)
+
+
+def _adience(argument: str | None, data_root: Path, split: str | None) -> Dataset:
+    only_split_all("adience", split)
+    return load_adience(Path(argument) if argument else data_root)[0]
+
+
+DATASETS.add("utkface", _utkface, description="UTKFace aligned faces (age, gender, race in the names; no "
+             "identities): <data root>/utkface or utkface:ROOT")
+DATASETS.add("adience", _adience, description="Adience aligned faces with fold files: <data root>/adience or "
+             "adience:ROOT")

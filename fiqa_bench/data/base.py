@@ -1,14 +1,28 @@
-"""Datasets as lists of samples: an image path and an identity label.
+"""Datasets as lists of samples (an image path and an identity label) and the facts each one owns.
 
 A :class:`Dataset` knows nothing about faces or models; it lists what is on
-disk.  Protocol files (such as LFW's verification pairs) hang off the
-dataset as :class:`Pair` lists.
+disk, and says what else it holds, so that a protocol asks the dataset and
+never branches on its name:
+
+* ``pairs``: named verification pair lists (LFW's ``pairs.txt`` ...) as :class:`Pair` lists;
+* ``cross_fitting``: identity-disjoint parts and the training set whose model scores each
+  (:class:`CrossFitting`; LFW's View 1 people split), or None when no shipped model can be kept away
+  from the dataset's people;
+* ``attributes``: group labels for the bias study (an
+  :class:`~fiqa_bench.data.attributes.AttributeTable`), or None;
+* ``templates``: a template protocol of its own (IJB-C's 1:1 templates), or None;
+* ``has_identities``: whether the identity labels name people (UTKFace's do not: one image each).
+
+The three facts that read more files are functions, called when a protocol asks.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
+
+from fiqa_bench.registry import Registry
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp"})
 
@@ -36,8 +50,22 @@ class Pair:
 
 
 @dataclass(frozen=True)
+class CrossFitting:
+    """How a dataset is scored so that no image meets a model trained on its identity.
+
+    Attributes:
+        folds: ``(part, trained_on)`` pairs: the images of ``part`` are scored by the model trained on
+            the dataset ``trained_on`` (e.g. ``"lfw:devtrain"``); the parts hold every image once.
+        note: what the tables and provenance say about it.
+    """
+
+    folds: tuple[tuple[Dataset, str], ...]
+    note: str
+
+
+@dataclass(frozen=True)
 class Dataset:
-    """A named, ordered list of samples.
+    """A named, ordered list of samples, and the facts it owns (see the module docstring).
 
     Attributes:
         name: how the dataset was asked for, e.g. ``"lfw:devtest"``.
@@ -45,6 +73,10 @@ class Dataset:
         samples: the samples, in a deterministic order.
         pairs: named verification pair lists (indices into ``samples``).
         notes: what the loader skipped and why (e.g. a folder link that loops), for the user.
+        has_identities: whether identities name people (False: each image is its own identity).
+        cross_fitting: ``() -> CrossFitting``, or None when the dataset has no such split.
+        attributes: ``() -> AttributeTable`` of its group labels, or None when it has none.
+        templates: ``() -> IJBCTemplates`` (aligned with ``samples``), or None.
     """
 
     name: str
@@ -52,6 +84,10 @@ class Dataset:
     samples: tuple[Sample, ...]
     pairs: dict[str, tuple[Pair, ...]] = field(default_factory=dict, compare=False)
     notes: tuple[str, ...] = field(default=(), compare=False)
+    has_identities: bool = field(default=True, compare=False)
+    cross_fitting: Callable[[], CrossFitting] | None = field(default=None, compare=False, repr=False)
+    attributes: Callable[[], Any] | None = field(default=None, compare=False, repr=False)
+    templates: Callable[[], Any] | None = field(default=None, compare=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -80,7 +116,8 @@ def identity_subset(
     The identities with at least ``min_images`` images are sorted by name and
     every ``every``-th of them is kept (the first, the ``every + 1``-th, ...);
     of each, at most ``max_per_identity`` images, the first in dataset order.
-    Pairs are not carried over (their indices would not hold).
+    Pairs are not carried over (their indices would not hold), nor the dataset's cross-fitting,
+    attributes or templates (they describe the whole dataset).
     """
     if every < 1 or min_images < 1 or (max_per_identity is not None and max_per_identity < 1):
         raise ValueError(f"every, min_images and max_per_identity must be >= 1, "
@@ -92,3 +129,30 @@ def identity_subset(
     samples = tuple(s for name in kept for s in by_identity[name][:max_per_identity])
     label = f"{dataset.name}[every {every} of identities with >= {min_images} images, <= {max_per_identity} each]"
     return Dataset(label, dataset.root, samples)
+
+
+#: A dataset kind's loader: ``(argument after ':' or None, data root, split or None) -> Dataset``.
+DatasetLoader = Callable[[str | None, Path, str | None], Dataset]
+
+#: The dataset kinds: every module of ``fiqa_bench.data`` registers the kinds it reads here.
+DATASETS: Registry[DatasetLoader] = Registry("dataset", plugins="fiqa_bench.data")
+
+
+def load_dataset(spec: str, data_root: Path, split: str | None = None) -> Dataset:
+    """The dataset named by ``spec``: ``KIND`` or ``KIND:ARGUMENT`` (``"lfw"``, ``"folder:PATH"``).
+
+    A bare path (``/data/faces``) is refused with the hint to write
+    ``folder:/data/faces``: guessing would let a typo in a dataset name
+    read some folder of the same name.
+    """
+    kind, _, argument = spec.partition(":")
+    if kind not in DATASETS and ("/" in spec or Path(spec).is_dir()):
+        raise DatasetError(f"unknown dataset {spec!r}: to use a folder of images (one subfolder per identity), "
+                           f"write --dataset folder:{spec}")
+    return DATASETS.get(kind)(argument or None, Path(data_root), split)
+
+
+def only_split_all(kind: str, split: str | None) -> None:
+    """Refuse a split other than ``all`` for a dataset kind that has none."""
+    if split not in (None, "all"):
+        raise DatasetError(f"{kind} has no split {split!r}; only 'all'")

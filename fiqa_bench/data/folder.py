@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fiqa_bench.data.base import IMAGE_SUFFIXES, Dataset, DatasetError, Sample
+from fiqa_bench.data.base import DATASETS, IMAGE_SUFFIXES, Dataset, DatasetError, Sample
 
 EXPECTED_LAYOUT = "expected PATH/<identity>/<image>.jpg (identity = first-level subfolder)"
 
@@ -83,3 +83,14 @@ def load_folder(path: Path) -> Dataset:
         skipped = f" ({'; '.join(notes)})" if notes else ""
         raise DatasetError(f"no images found under {root}{skipped}; {EXPECTED_LAYOUT}")
     return Dataset(name=f"folder:{root}", root=root, samples=tuple(samples), notes=tuple(notes))
+
+
+def _load(argument: str | None, data_root: Path, split: str | None) -> Dataset:
+    if not argument:
+        raise DatasetError("'folder' needs a path: --dataset folder:PATH")
+    if split not in (None, "all"):
+        raise DatasetError(f"an image folder has no split {split!r}; only 'all'")
+    return load_folder(Path(argument))
+
+
+DATASETS.add("folder", _load, description="any image folder: folder:PATH, identity = first-level subfolder")

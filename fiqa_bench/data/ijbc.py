@@ -35,7 +35,7 @@ from typing import Callable, Iterator, Mapping
 
 import numpy as np
 
-from fiqa_bench.data.base import Dataset, DatasetError, Sample
+from fiqa_bench.data.base import DATASETS, Dataset, DatasetError, Sample, only_split_all
 from fiqa_bench.metrics.templates import TemplatePairs
 
 __all__ = ["IJBCTemplates", "load_ijbc", "TEMPLATE_FILE", "PAIR_FILE", "LANDMARK_FILE", "IMAGES"]
@@ -303,7 +303,19 @@ def load_ijbc(
 
     identities = template_subjects[template_of_image]
     samples = tuple(Sample(images / name, str(identity)) for name, identity in zip(names, identities))
-    dataset = Dataset(name="ijbc", root=images, samples=samples)
     templates = IJBCTemplates(template_ids, template_of_image, np.array(mids, dtype=np.int64), landmarks, scores,
                               pairs, template_subjects, subjects is not None)
-    return dataset, templates
+    return Dataset(name="ijbc", root=images, samples=samples, templates=lambda: templates), templates
+
+
+def _load(argument: str | None, data_root: Path, split: str | None) -> Dataset:
+    only_split_all("ijbc", split)
+    root = Path(argument) if argument else data_root / "ijbc"
+    if not root.is_dir():
+        raise DatasetError(f"dataset not found at {root} (IJB-C: give --dataset ijbc:PATH or put it under the data "
+                           f"root as ijbc/)")
+    return load_ijbc(root)[0]
+
+
+DATASETS.add("ijbc", _load, description="IJB-C 1:1 in the insightface layout (meta/, loose_crop/): <data root>/ijbc "
+             "or ijbc:PATH")

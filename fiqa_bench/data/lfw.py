@@ -15,17 +15,32 @@ Splits: ``all`` (13,233 images), ``devtrain`` (4,038 people, 9,525 images),
 ``devtest`` (1,711 people, 3,708 images).  Pair lists: ``view2``
 (6,000 pairs, 10 folds), ``devtrain``, ``devtest``; a pair whose images are
 not in the chosen split is left out.
+
+Cross-fitting: the View 1 people split is identity-disjoint and holds all
+5,749 people, so a trained method scores the peopleDevTest images with its
+model trained on peopleDevTrain and the peopleDevTrain images with the one
+trained on peopleDevTest (:data:`CROSS_FIT`): no image meets a model trained
+on its identity.  Attributes: gender, from ``lfw/gender/``
+(:func:`load_lfw_gender`).
 """
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
-from fiqa_bench.data.base import Dataset, DatasetError, Pair, Sample
+from fiqa_bench.data.attributes import AttributeTable, lfw_gender_table
+from fiqa_bench.data.base import DATASETS, CrossFitting, Dataset, DatasetError, Pair, Sample
 
 IMAGES = "images_deepfunneled"
 SPLIT_FILES = {"all": "lfw-names.txt", "devtrain": "peopleDevTrain.txt", "devtest": "peopleDevTest.txt"}
 PAIR_FILES = {"view2": "pairs.txt", "devtrain": "pairsDevTrain.txt", "devtest": "pairsDevTest.txt"}
+#: View 1 split scored -> the dataset its scoring model was trained on.
+CROSS_FIT = {"devtest": "lfw:devtrain", "devtrain": "lfw:devtest"}
+#: The View 1 splits whose images make up each split.
+SPLIT_PARTS = {"all": ("devtest", "devtrain"), "devtest": ("devtest",), "devtrain": ("devtrain",)}
+CROSS_FIT_NOTE = ("Trained methods are cross-fitted over LFW's identity-disjoint View 1 people split: no image is "
+                  "scored by a model trained on its identity.")
 EXPECTED_LAYOUT = (
     "expected <data-root>/lfw/images_deepfunneled/<Name>/<Name>_NNNN.jpg plus lfw-names.txt, "
     "peopleDevTrain.txt, peopleDevTest.txt and pairs*.txt (set --data-root or $FIQA_BENCH_DATA)"
@@ -123,4 +138,47 @@ def load_lfw(data_root: Path, split: str = "all") -> Dataset:
             if first is not None and second is not None:
                 kept.append(Pair(first, second, a == b, fold))
         pairs[pair_name] = tuple(kept)
-    return Dataset(name=f"lfw:{split}", root=images, samples=tuple(samples), pairs=pairs)
+    return Dataset(name=f"lfw:{split}", root=images, samples=tuple(samples), pairs=pairs,
+                   cross_fitting=partial(cross_fitting, Path(data_root), split),
+                   attributes=partial(load_lfw_gender, Path(data_root)))
+
+
+def cross_fitting(data_root: Path, split: str) -> CrossFitting:
+    """The View 1 parts of ``split``, each with the split its scoring model was trained on (:data:`CROSS_FIT`)."""
+    return CrossFitting(tuple((load_lfw(data_root, part), CROSS_FIT[part]) for part in SPLIT_PARTS[split]),
+                        CROSS_FIT_NOTE)
+
+
+#: Gender label -> its name list under ``lfw/gender/`` (Afifi and Abdelhamed 2017).
+LFW_GENDER_FILES = {"male": "male_names.txt", "female": "female_names.txt"}
+
+
+def load_lfw_gender(data_root: Path) -> AttributeTable:
+    """LFW gender labels (``male``/``female``) for ``<data_root>/lfw/images_deepfunneled``.
+
+    The image set is every ``<Person>/<file>.jpg`` on disk, as :func:`load_lfw`
+    lists it.  See :func:`lfw_gender_table` for the matching rules and issues.
+
+    Raises:
+        DatasetError: the image folder or a name list is missing.
+    """
+    root = Path(data_root) / "lfw"
+    images = root / IMAGES
+    if not images.is_dir():
+        raise DatasetError(f"LFW not found: {images} does not exist")
+    lists = {label: root / "gender" / name for label, name in LFW_GENDER_FILES.items()}
+    for path in lists.values():
+        if not path.is_file():
+            raise DatasetError(f"LFW gender list {path} is missing; expected lfw/gender/male_names.txt "
+                               "and female_names.txt")
+    paths = [p.relative_to(images).as_posix() for p in images.glob("*/*.jpg")]
+    return lfw_gender_table(lists, paths, images_source=str(images))
+
+
+def _load(argument: str | None, data_root: Path, split: str | None) -> Dataset:
+    if argument:
+        raise DatasetError(f"'lfw' takes no argument after ':', got {argument!r}; use --split")
+    return load_lfw(data_root, split or "all")
+
+
+DATASETS.add("lfw", _load, description="Labeled Faces in the Wild, deep-funneled; splits all/devtrain/devtest")

@@ -1,11 +1,18 @@
-"""The EVRC study every EVRC protocol runs: score, compare, study, write (not a protocol itself).
+"""The EVRC study (SDD-FIQA Sec. 4.1, Table 1, Fig. 4) on one dataset: embed, score, study, write.
 
-A protocol says *which* images (a :class:`~fiqa_bench.data.Dataset`), how a
-trained method's scores are obtained for them (:class:`Scoring`: cross-fitted
-over identity-disjoint parts, or the shipped model for every image), which
-recognition model the methods read (the *quality model*) and which one makes
-the comparisons whose errors are counted (the *deployed model*).  When the
-two differ the run is a cross-model run (SDD-FIQA Sec. 4.2.2, Tables 3, 4).
+:class:`EVRCProtocol` is the protocol of that study on a dataset (``lfw``,
+``lfw-devtest``, ``evrc`` are instances); :func:`study` and
+:func:`write_run` are its two halves, which protocols that combine several
+studies (``cross-model``, ``ablation``) call directly.
+
+A study says *which* images (a :class:`~fiqa_bench.data.Dataset`, which
+also says how a trained method's scores are obtained for them:
+:meth:`~fiqa_bench.protocol.scoring.Scoring.of`, cross-fitted over
+identity-disjoint parts where the dataset has them, else the shipped model
+for every image), which recognition model the methods read (the *quality
+model*) and which one makes the comparisons whose errors are counted (the
+*deployed model*).  When the two differ the run is a cross-model run
+(SDD-FIQA Sec. 4.2.2, Tables 3, 4).
 
 :func:`evaluate` then embeds the dataset with the deployed model, scores it
 with every method, runs :func:`fiqa_bench.protocol.study.run_studies` (EVRC at
@@ -23,133 +30,27 @@ Each recognition model is run on the chips of its own default face detector
 from __future__ import annotations
 
 import json
-import re
-import sys
 import warnings
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 
+from fiqa_bench.data import Dataset, DatasetError, load_dataset
+from fiqa_bench.method import MethodSpec
 from fiqa_bench.pipeline.cache import remove_temporaries, write_text_atomic
 from fiqa_bench.pipeline.context import RunContext
-from fiqa_bench.data import Dataset
-from fiqa_bench.protocol.study import StudyConfig, StudySet, run_studies
-from fiqa_bench.pipeline.hashing import sha256_json
-from fiqa_bench.method.learned import DEFAULT_TRAINED_ON, LearnedQualityMethod, learned_checkpoint
-from fiqa_bench.method import MethodSpec, QualityMethod, create_method, method_class, settings_for_model
 from fiqa_bench.pipeline.embedding import Embeddings, embed_dataset
+from fiqa_bench.pipeline.hashing import sha256_json
+from fiqa_bench.pipeline.stores import studies_dir
+from fiqa_bench.protocol import Protocol, Request
+from fiqa_bench.protocol.scoring import Entry, Scored, Scoring, entries, file_name, progress, score_spec
+from fiqa_bench.protocol.study import StudyConfig, StudySet, run_studies
 from fiqa_bench.report.plots import plot_evrc
 from fiqa_bench.report.provenance import provenance
 from fiqa_bench.report.tables import studies_markdown
-from fiqa_bench.pipeline.scoring import ScoreTable, score_dataset
-
-
-@dataclass(frozen=True)
-class Scoring:
-    """How a trained method's shipped models score a dataset.
-
-    Attributes:
-        folds: ``(part, trained_on)`` pairs: each part of the dataset is scored by the shipped model
-            trained on ``trained_on`` (cross-fitting); empty: every image is scored by the shipped
-            model trained on :data:`fiqa_bench.method.learned.DEFAULT_TRAINED_ON`.
-        note: what the provenance says about it.
-    """
-
-    folds: tuple[tuple[Dataset, str], ...] = ()
-    note: str = ""
-
-
-class OneOrSeveral:
-    """A protocol whose ``run`` of one method is its ``compare`` of that one method (the protocols that
-    evaluate several methods on the same data share the same shape)."""
-
-    def run(self, method: str, *, context: RunContext, out_dir: Path, weights: Path | None = None,
-            settings: Mapping[str, str] | None = None, model: str = "dlib-resnet", deployed_model: str | None = None,
-            dataset: str | None = None, config: StudyConfig = StudyConfig(), **options: object) -> Path:
-        """Evaluate one method: :meth:`compare` of ``[method]``."""
-        return self.compare([MethodSpec.named(method, settings, weights)], context=context, out_dir=out_dir,
-                            model=model, deployed_model=deployed_model, dataset=dataset, config=config, **options)
-
-    def compare(self, methods: list[MethodSpec], **kwargs: object) -> Path:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-
-@dataclass(frozen=True)
-class Scored:
-    """One method's scores of the dataset and who scored which images."""
-
-    table: ScoreTable
-    scorers: list[dict]
-
-
-def score_spec(spec: MethodSpec, dataset: Dataset, scoring: Scoring, context: RunContext,
-               quality_model: str) -> Scored:
-    """Scores of every image of ``dataset`` in its order; a method that reads a recognition model reads
-    ``quality_model`` unless its settings name another (``sdd[model=...]``).
-
-    A learned method uses its shipped heads, or trains them on first use when none is shipped for these
-    settings and this model (:func:`fiqa_bench.method.learned.learned_checkpoint`), cross-fitted as ``scoring`` says.
-    """
-    settings = spec.settings if spec.weights is not None else settings_for_model(spec.name, spec.settings,
-                                                                                 quality_model)
-    scoring_context = context.for_model(settings.get("model", quality_model))
-    cls = method_class(spec.name)
-    if spec.weights is not None or not (isinstance(cls, type) and issubclass(cls, LearnedQualityMethod)):
-        method = create_method(spec.name, weights=spec.weights, settings=settings)
-        table = score_dataset(method, dataset, scoring_context)
-        scope = "all images (user checkpoint, no cross-fitting)" if spec.weights is not None else "all images"
-        return Scored(table, [_scorer(method, len(table.paths), scope)])
-    folds = scoring.folds or ((dataset, DEFAULT_TRAINED_ON),)
-    parts, scorers = [], []
-    for part, trained_on in folds:
-        checkpoint, trained_here = learned_checkpoint(cls, settings, trained_on, context)
-        method = cls(checkpoint)
-        scored = score_dataset(method, part, scoring_context)
-        parts.append(scored)
-        scope = (f"{part.name} images" if scoring.folds else
-                 f"all images (model trained on {trained_on}; no cross-fitting)")
-        scorers.append(_scorer(method, len(scored.paths), scope + (" (trained here on first use)" if trained_here
-                                                                   else "")))
-    return Scored(parts[0] if not scoring.folds else merge_tables(parts, dataset.paths), scorers)
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One row of a study: a method, the recognition model it reads, and its label in the tables."""
-
-    label: str
-    spec: MethodSpec
-    quality_model: str
-    reads_model: bool = True
-
-    @property
-    def source(self) -> str:
-        """Where the quality comes from: the recognition model the method reads, or ``(no model)``."""
-        return str(self.spec.settings.get("model", self.quality_model)) if self.reads_model else "(no model)"
-
-
-def entries(specs: Sequence[MethodSpec], quality_models: Sequence[str], deployed_model: str) -> list[Entry]:
-    """Every method on every quality model; a method that reads no recognition model once, on the deployed
-    model's chips; one that names its own (``sdd[model=...]``) or comes with a checkpoint once.  Labels gain
-    `` on MODEL`` only when there are several quality models."""
-    out = []
-    for spec in specs:
-        reads = "model" in method_class(spec.name).setting_names()
-        if not reads:
-            models = [deployed_model]
-        elif "model" in spec.settings or spec.weights is not None:
-            models = list(quality_models[:1])
-        else:
-            models = list(quality_models)
-        for model in models:
-            label = f"{spec.label} on {model}" if len(models) > 1 else spec.label
-            out.append(Entry(label, spec, model, reads))
-    labels = [e.label for e in out]
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"give each method once: {labels}")
-    return out
 
 
 @dataclass(frozen=True)
@@ -182,9 +83,12 @@ class EVRCRun:
         return f"quality from {' and '.join(self.quality_models)}, deployed {self.deployed_model}"
 
 
-def study(specs: Sequence[MethodSpec], *, protocol: str, dataset: Dataset, scoring: Scoring, context: RunContext,
+def study(specs: Sequence[MethodSpec], *, protocol: str, dataset: Dataset, context: RunContext,
           quality_models: Sequence[str], deployed_model: str, config: StudyConfig) -> EVRCRun:
     """Embed, score and study (nothing written): see the module docstring.
+
+    Trained methods are scored as the dataset allows (:meth:`Scoring.of`: cross-fitted over its
+    identity-disjoint parts where it has them).
 
     Every method that reads a recognition model is scored once per quality model; all rows share
     the deployed model's comparisons, random band and bootstrap replicates, so the paired
@@ -197,7 +101,8 @@ def study(specs: Sequence[MethodSpec], *, protocol: str, dataset: Dataset, scori
     quality_models = [model_reference(m) for m in quality_models]
     deployed_model = model_reference(deployed_model)
     rows = entries(specs, quality_models, deployed_model)
-    say = context_say(context)
+    scoring = Scoring.of(dataset)
+    say = progress(context)
     say(f"{protocol}: embedding {len(dataset)} images of {dataset.name} with {deployed_model}")
     deployed_context = context.for_model(deployed_model)
     emb = embed_dataset(dataset, deployed_context.model(deployed_model), deployed_context)
@@ -209,15 +114,15 @@ def study(specs: Sequence[MethodSpec], *, protocol: str, dataset: Dataset, scori
             raise RuntimeError("internal error: score rows do not follow the dataset order")
     keep = ~emb.failed
     result = run_studies({label: s.table.quality[keep] for label, s in scored.items()}, emb.embeddings[keep],
-                         emb.identities[keep], config, say, checkpoint_dir=context.cache_dir / "studies")
+                         emb.identities[keep], config, say, checkpoint_dir=studies_dir(context.cache_dir))
     return EVRCRun(protocol, dataset, rows, deployed_model, emb, scored, result, config, scoring.note)
 
 
-def evaluate(specs: Sequence[MethodSpec], *, protocol: str, dataset: Dataset, scoring: Scoring, context: RunContext,
+def evaluate(specs: Sequence[MethodSpec], *, protocol: str, dataset: Dataset, context: RunContext,
              out_dir: Path, quality_model: str, deployed_model: str, config: StudyConfig) -> Path:
     """:func:`study`, then the results folder written (see the module docstring); returns its path."""
     started = provenance()  # the code as the run starts, before any output (which could mark the tree dirty)
-    run = study(specs, protocol=protocol, dataset=dataset, scoring=scoring, context=context,
+    run = study(specs, protocol=protocol, dataset=dataset, context=context,
                 quality_models=[quality_model], deployed_model=deployed_model, config=config)
     return write_run(run, Path(out_dir), started, context)
 
@@ -245,7 +150,7 @@ def write_run(run: EVRCRun, out_dir: Path, started: dict, context: RunContext) -
     write_text_atomic(out_dir / "provenance.json", json.dumps(stamp, indent=2, sort_keys=True) + "\n")
     written = ["table.md", *figures, "scores.csv" if len(run.entries) == 1 else "scores/", "study.json",
                "provenance.json"]
-    context_say(context)(f"wrote {out_dir}/: {', '.join(written)}")
+    progress(context)(f"wrote {out_dir}/: {', '.join(written)}")
     return out_dir
 
 
@@ -306,39 +211,54 @@ def plot_run(run: EVRCRun, out_dir: Path) -> list[str]:
     return names
 
 
-def file_name(label: str) -> str:
-    """A method label as a file name (``sdd[variant=pos-only]`` -> ``sdd_variant=pos-only``)."""
-    return re.sub(r"[^\w.=-]+", "_", label).strip("_")
+def checked_dataset(dataset: Dataset) -> Dataset:
+    """``dataset``, refused when it cannot give an EVRC study (no image, or no genuine comparison)."""
+    if not len(dataset):
+        raise DatasetError(f"{dataset.name} holds no image")
+    counts = Counter(dataset.identities)
+    if not dataset.has_identities or not any(n >= 2 for n in counts.values()):
+        raise DatasetError(f"{dataset.name}: none of its {len(counts)} identities has two or more images, so there "
+                           f"is no genuine comparison to study")
+    return dataset
 
 
-def _scorer(method: QualityMethod, n: int, scope: str) -> dict:
-    """Who scored which images: the weights by file name and sha256 (never a path of this machine)."""
-    checkpoint = Path(method.card.weights).name if method.card.weights_sha256 else ""
-    return {"images": f"{n} {scope}", "checkpoint": checkpoint, "checkpoint_sha256": method.card.weights_sha256,
-            "method_fingerprint": method.fingerprint()}
+@dataclass(frozen=True)
+class EVRCProtocol(Protocol):
+    """The EVRC study on one dataset: every method on the same comparisons, random band and bootstrap
+    replicates; one results folder (see the module docstring).
 
+    Attributes:
+        name, description: as listed by ``fiqa-bench list protocols``.
+        dataset: the dataset it runs on (a spec, e.g. ``"lfw"``); None: the request must name one.
+        split: the split of :attr:`dataset` (e.g. LFW's ``"devtest"``); None: the whole dataset.
+        other_datasets: whether a request may name another dataset than :attr:`dataset`.
+    """
 
-def merge_tables(parts: list[ScoreTable], order: list[Path]) -> ScoreTable:
-    """Fold tables merged into the protocol's image order (every image exactly once)."""
-    row_of = {}
-    for t, part in enumerate(parts):
-        for i, p in enumerate(part.paths):
-            row_of[p] = (t, i)
-    missing = [str(p) for p in order if str(p) not in row_of]
-    if missing:
-        raise RuntimeError(f"{len(missing)} images were scored by no fold, e.g. {missing[0]}")
-    rows = [row_of[str(p)] for p in order]
+    name: str
+    description: str
+    dataset: str | None = None
+    split: str | None = None
+    other_datasets: bool = True
 
-    def pick(field: str) -> np.ndarray:
-        return np.array([getattr(parts[t], field)[i] for t, i in rows])
+    def load(self, request: Request) -> Dataset:
+        """The dataset of ``request``, or this protocol's own."""
+        spec = request.dataset or self.dataset
+        if spec is None:
+            raise DatasetError(f"protocol {self.name!r} needs --dataset (e.g. folder:PATH; fiqa-bench list datasets)")
+        if request.dataset not in (None, self.dataset) and not self.other_datasets:
+            raise DatasetError(f"protocol {self.name!r} runs on {self.dataset} only; for {request.dataset!r} use "
+                               f"--protocol evrc")
+        split = self.split if spec == self.dataset else None
+        return checked_dataset(load_dataset(spec, request.context.data_root, split))
 
-    return ScoreTable(paths=np.array([str(p) for p in order]), identities=pick("identities"),
-                      quality=pick("quality").astype(np.float64), native=pick("native").astype(np.float64),
-                      reasons=pick("reasons").astype(str), face=pick("face").astype(str), method=parts[0].method)
+    def compare(self, methods: Sequence[MethodSpec], request: Request) -> Path:
+        """Evaluate ``methods`` on the same comparisons, random band and bootstrap replicates."""
+        return evaluate(methods, protocol=self.name, dataset=self.load(request), context=request.context,
+                        out_dir=request.out_dir, quality_model=request.model, deployed_model=request.deployed,
+                        config=request.config)
 
-
-def context_say(context: RunContext):  # noqa: ANN201 - a print function
-    """A progress printer to stderr, silent when the context draws no progress."""
-    if not context.progress:
-        return lambda message: None
-    return lambda message: print(f"[fiqa-bench] {message}", file=sys.stderr, flush=True)
+    def study(self, methods: Sequence[MethodSpec], request: Request, quality_models: Sequence[str]) -> EVRCRun:
+        """The study of :meth:`compare` with each method on each of ``quality_models``, not written (for
+        protocols that combine several)."""
+        return study(methods, protocol=self.name, dataset=self.load(request), context=request.context,
+                     quality_models=quality_models, deployed_model=request.deployed, config=request.config)
