@@ -38,18 +38,24 @@ def recipe(heading: str) -> str:
     return match.group(2)
 
 
-def run_recipe(heading: str, file_name: str) -> dict:
-    """Execute the recipe as the module ``file_name`` would be imported; returns its namespace."""
-    namespace = {"__name__": Path(file_name).stem}
-    exec(compile(recipe(heading), file_name, "exec"), namespace)
-    return namespace
+def install_recipe(monkeypatch: pytest.MonkeyPatch, heading: str, file_name: str, kind: str, holders: tuple,
+                   name: str, listing: str) -> Registry:
+    """Execute the recipe under ``### <heading>`` as the module ``file_name`` would be imported, with the
+    registry every module of ``holders`` holds by ``name`` swapped for an empty one of ``kind``; check that
+    exactly one entry was registered and that ``fiqa-bench list <listing>`` shows it."""
+    registry: Registry = Registry(kind)
+    for module in holders:
+        monkeypatch.setattr(module, name, registry)
+    exec(compile(recipe(heading), file_name, "exec"), {"__name__": Path(file_name).stem})
+    assert len(registry) == 1, registry.names()
+    assert main(["list", listing]) == 0
+    return registry
 
 
 @pytest.fixture()
 def fresh_methods(monkeypatch: pytest.MonkeyPatch) -> Registry:
-    registry: Registry = Registry("method")
-    monkeypatch.setattr(method_module, "METHODS", registry)
-    run_recipe("A method", "methods/rms_contrast.py")
+    registry = install_recipe(monkeypatch, "A method", "methods/rms_contrast.py", "method", (method_module,),
+                              "METHODS", "methods")
     assert registry.names() == ["rms-contrast"]
     return registry
 
@@ -81,12 +87,9 @@ def test_a_method_runs_an_lfw_protocol(fresh_methods: Registry, lfw_root: Path, 
 def test_a_protocol_is_listed_with_its_option_and_compares_methods(monkeypatch: pytest.MonkeyPatch,
                                                                    small_folder: Path, tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture):
-    registry: Registry = Registry("protocol")
-    monkeypatch.setattr(protocol_module, "PROTOCOLS", registry)
-    run_recipe("A protocol", "protocols/agreement.py")
-    assert registry.names() == ["agreement"]
-    assert main(["list", "protocols"]) == 0
-    assert "--digits VALUE" in capsys.readouterr().out
+    registry = install_recipe(monkeypatch, "A protocol", "protocols/agreement.py", "protocol", (protocol_module,),
+                              "PROTOCOLS", "protocols")
+    assert registry.names() == ["agreement"] and "--digits VALUE" in capsys.readouterr().out
     out = tmp_path / "agree"
     assert main(["compare", "--methods", "sharpness,random,pose", "--protocol", "agreement", "--dataset",
                  f"folder:{small_folder}", "--digits", "2", "--out", str(out), "--cache-dir", str(tmp_path / "c"),
@@ -102,11 +105,9 @@ def test_a_protocol_is_listed_with_its_option_and_compares_methods(monkeypatch: 
 
 def test_a_dataset_kind_is_named_on_the_command_line(monkeypatch: pytest.MonkeyPatch, small_folder: Path,
                                                      tmp_path: Path, capsys: pytest.CaptureFixture):
-    registry: Registry = Registry("dataset")
-    monkeypatch.setattr(data_base, "DATASETS", registry)
-    monkeypatch.setattr(data_package, "DATASETS", registry)
-    run_recipe("A dataset", "fiqa_bench/data/image_list.py")
-    assert registry.names() == ["list"]
+    registry = install_recipe(monkeypatch, "A dataset", "fiqa_bench/data/image_list.py", "dataset",
+                              (data_base, data_package), "DATASETS", "datasets")
+    assert registry.names() == ["list"] and "list:FILE" in capsys.readouterr().out
     listed = sorted(p for p in small_folder.rglob("*.jpg") if p.stat().st_size)
     image_list = small_folder / "faces.txt"
     image_list.write_text("".join(f"{p.relative_to(small_folder).as_posix()} {p.parent.name}\n" for p in listed))
@@ -129,12 +130,9 @@ def test_a_recognition_model_is_listed_embeds_and_is_deployed(monkeypatch: pytes
     import fiqa_bench.recognition as recognition
     import fiqa_bench.recognition.registry as model_registry
 
-    registry: Registry = Registry("recognition model")
-    monkeypatch.setattr(model_registry, "MODELS", registry)
-    monkeypatch.setattr(recognition, "MODELS", registry)
-    run_recipe("A recognition model", "fiqa_bench/recognition/pixels.py")
-    assert registry.names() == ["pixels"]
-    assert main(["list", "models"]) == 0 and "pixels" in capsys.readouterr().out
+    registry = install_recipe(monkeypatch, "A recognition model", "fiqa_bench/recognition/pixels.py",
+                              "recognition model", (model_registry, recognition), "MODELS", "models")
+    assert registry.names() == ["pixels"] and "pixels" in capsys.readouterr().out
     common = ["--cache-dir", str(tmp_path / "c"), "--quiet", "--workers", "1"]
     assert main(["embed", "--model", "pixels", "--dataset", f"folder:{small_folder}", "--out",
                  str(tmp_path / "pixels.npz"), *common]) == 0, capsys.readouterr().err
@@ -156,12 +154,9 @@ def test_a_face_detector_is_listed_and_cuts_the_chips(monkeypatch: pytest.Monkey
     import fiqa_bench.faces.align as align
     import fiqa_bench.faces.detector as detector
 
-    registry: Registry = Registry("face detector")
-    for module in (detector, align, cli):  # every module that holds the registry by name
-        monkeypatch.setattr(module, "DETECTORS", registry)
-    run_recipe("A face detector", "fiqa_bench/faces/detectors/dlib_mmod.py")
-    assert registry.names() == ["dlib-mmod"]
-    assert main(["list", "detectors"]) == 0 and "dlib-mmod" in capsys.readouterr().out
+    registry = install_recipe(monkeypatch, "A face detector", "fiqa_bench/faces/detectors/dlib_mmod.py",
+                              "face detector", (detector, align, cli), "DETECTORS", "detectors")
+    assert registry.names() == ["dlib-mmod"] and "dlib-mmod" in capsys.readouterr().out
     assert main(["embed", "--model", "dlib-resnet", "--detector", "dlib-mmod", "--dataset", f"folder:{small_folder}",
                  "--out", str(tmp_path / "e.npz"), "--cache-dir", str(tmp_path / "c"), "--quiet", "--workers",
                  "1"]) == 0, capsys.readouterr().err
