@@ -1,3 +1,4 @@
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,19 @@ def test_a_bare_path_asks_for_the_folder_prefix(tmp_path: Path):
     (tmp_path / "faces" / "A").mkdir(parents=True)
     with pytest.raises(DatasetError, match=f"write --dataset folder:{tmp_path / 'faces'}"):
         load_dataset(str(tmp_path / "faces"), tmp_path)
+
+
+def test_faces94_is_a_registered_identity_set(lfw_root: Path, tmp_path: Path):
+    """The shipped faces94 copy: 152 people x 20 images, read in place; a missing folder is named."""
+    if not (lfw_root / "faces94" / "images").is_dir():
+        pytest.skip(f"faces94 not found under {lfw_root}")
+    data = load_dataset("faces94", lfw_root)
+    counts = Counter(data.identities)
+    assert data.name == "faces94" and len(data) == 3040
+    assert len(counts) == 152 and set(counts.values()) == {20}
+    assert all(p.parent.name == identity and p.suffix == ".jpg" for p, identity in zip(data.paths, data.identities))
+    assert data.cross_fitting is None and data.attributes is None and data.has_identities
+    with pytest.raises(DatasetError, match="faces94 not found: .*images does not exist"):
+        load_dataset("faces94", tmp_path)
+    with pytest.raises(DatasetError, match="has no split 'devtest'"):
+        load_dataset("faces94", lfw_root, "devtest")
