@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from fiqa_bench.data import Dataset
+    from fiqa_bench.method import MethodSpec
     from fiqa_bench.pipeline.context import RunContext
     from fiqa_bench.protocol import Protocol, Request
 
@@ -106,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "devtrain, devtest)")
     p = sub.add_parser("train", help="train a learned FIQA method (e.g. SDD-FIQA's regressor)")
     _common(p)
-    p.add_argument("--method", required=True, help="method to train (fiqa-bench list methods)")
+    p.add_argument("--method", required=True, help="method to train, NAME or NAME[key=value,...] (fiqa-bench list "
+                   "methods)")
     p.add_argument("--model", default="dlib-resnet", help="recognition model it learns from (a name, or "
                    "NAME@CHECKPOINT for your weights, e.g. iresnet50@backbone.pth)")
     p.add_argument("--dataset", required=True, help="'lfw' or 'folder:PATH'")
@@ -122,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("score", help="score every image of a dataset with a FIQA method")
     _common(p)
-    p.add_argument("--method", required=True, help="FIQA method (fiqa-bench list methods)")
+    p.add_argument("--method", required=True, help="FIQA method, NAME or NAME[key=value,...] (fiqa-bench list "
+                   "methods); --set adds settings")
     p.add_argument("--weights", default=None, help="checkpoint of a trained method")
     p.add_argument("--trained-on", default=None, help="use the shipped model trained on this dataset, "
                    "e.g. lfw:devtest")
@@ -130,11 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="method setting, e.g. seed=3, variant=pos-only, model=dlib-resnet (repeatable)")
     p.add_argument("--dataset", required=True, help="'lfw' or 'folder:PATH'")
     p.add_argument("--split", default=None, help="dataset split")
-    p.add_argument("--out", type=Path, required=True, help="output CSV: path, identity, quality, native, reason")
+    p.add_argument("--out", type=Path, default=None, help="output CSV: path, identity, quality, native, face, reason "
+                   "(default results/scores/<dataset>-<method>.csv)")
 
     p = sub.add_parser("run", help="evaluate a FIQA method under a protocol (tables, figure, scores)")
     _common(p)
-    p.add_argument("--method", required=True, help="FIQA method (fiqa-bench list methods)")
+    p.add_argument("--method", required=True, help="FIQA method, NAME or NAME[key=value,...] (fiqa-bench list "
+                   "methods); --set adds settings")
     p.add_argument("--protocol", required=True, help="protocol (fiqa-bench list protocols)")
     p.add_argument("--weights", default=None, help="checkpoint of a trained method (disables cross-fitting)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -314,14 +319,31 @@ def _options(pairs: list[str]) -> dict[str, str]:
     return options
 
 
+def _method_spec(args: argparse.Namespace, weights: str | None = None) -> MethodSpec:
+    """``--method`` in any of its forms (``NAME`` or ``NAME[key=value,...]``) with the ``--set`` pairs added.
+
+    Raises:
+        ValueError: a setting given both in brackets and with ``--set``.
+    """
+    from fiqa_bench.method import MethodSpec
+
+    spec = MethodSpec.parse(args.method, Path(weights) if weights else None)
+    extra = _options(args.set)
+    twice = sorted(set(spec.settings) & set(extra))
+    if twice:
+        raise ValueError(f"setting {', '.join(twice)} of {args.method!r} is given twice (in brackets and with --set)")
+    return MethodSpec(spec.name, {**spec.settings, **extra}, spec.weights)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from fiqa_bench.data import load_dataset
-    from fiqa_bench.method import METHODS, TRAINERS
+    from fiqa_bench.method import TRAINERS
 
-    method = METHODS.canonical(args.method)
+    spec = _method_spec(args)
+    method = spec.name
     if method not in TRAINERS:
         raise ValueError(f"method {method!r} is not trained; trained methods: {', '.join(TRAINERS.names())}")
-    options = _options(args.set)
+    options = dict(spec.settings)
     for key in ("mode", "epochs", "schedule", "seed"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
@@ -349,19 +371,22 @@ def cmd_score(args: argparse.Namespace) -> int:
     from fiqa_bench.method import create_method
     from fiqa_bench.pipeline.embedding import count_fallbacks
     from fiqa_bench.pipeline.scoring import UPSTREAM, score_dataset
+    from fiqa_bench.protocol.scoring import file_name
 
     start = time.perf_counter()
-    method = create_method(args.method, args.weights, args.trained_on, _options(args.set))
+    spec = _method_spec(args)
+    method = create_method(spec.name, args.weights, args.trained_on, spec.settings)
     context = _context(args, _method_model(method))
     dataset = load_dataset(args.dataset, context.data_root, args.split)
     _say_dataset_notes(dataset)
+    out = args.out or Path("results") / "scores" / f"{file_name(dataset.name)}-{file_name(spec.label)}.csv"
     table = score_dataset(method, dataset, context)
-    table.write_csv(args.out)
+    table.write_csv(out)
     missing = int(np.isnan(table.quality).sum())
     unreadable = int(sum(r.startswith(UPSTREAM) for r in table.reasons.tolist()))
     fallback = count_fallbacks(table.reasons)
     keys = context.file_keys.of(dataset.paths)  # the run's keys, hashed while scoring: no file is read again
-    print(f"wrote {args.out}: {_image_counts(len(table.quality), keys, table.reasons)}, {missing} without a "
+    print(f"wrote {out}: {_image_counts(len(table.quality), keys, table.reasons)}, {missing} without a "
           f"quality score ({unreadable} unreadable, {missing - unreadable} refused by the method), {fallback} "
           f"with no face found by {context.alignment.detector} (scored on the fallback box: see the face column), "
           f"{time.perf_counter() - start:.1f} s")
@@ -395,9 +420,7 @@ def _evaluate(args: argparse.Namespace, default_out: Callable[[str], str],
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from fiqa_bench.method import MethodSpec
-
-    spec = MethodSpec.named(args.method, _options(args.set), Path(args.weights) if args.weights else None)
+    spec = _method_spec(args, args.weights)
     return _evaluate(args, lambda name: f"{name}-{spec.label}", lambda protocol, request: protocol.run(spec, request))
 
 
