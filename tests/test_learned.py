@@ -7,6 +7,7 @@ SDD-FIQA's own tests are in test_sdd.py; the conformance of every method
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -227,3 +228,17 @@ def test_a_checkpoint_that_differs_from_its_training_record_is_refused(tmp_path:
     copy.write_bytes(bytes(damaged))
     with pytest.raises(ValueError, match="differs from .* in its training record"):
         create_method("sdd", weights=copy)
+
+
+def test_a_checkpoint_is_fingerprinted_by_its_bytes_not_its_folder(tmp_path: Path):
+    """The same checkpoint in another folder (a moved or second checkout) keeps the score-cache key; other bytes
+    under the same name do not."""
+    shipped = shipped_checkpoint("cr-fiqa", "lfw:devtest")
+    moved = tmp_path / "elsewhere" / shipped.name
+    moved.parent.mkdir()
+    shutil.copy(shipped, moved)
+    assert create_method("cr-fiqa", weights=moved).fingerprint() == create_method("cr-fiqa", weights=shipped).fingerprint()
+    other = tmp_path / "other" / shipped.name
+    other.parent.mkdir()
+    shutil.copy(shipped_checkpoint("cr-fiqa", "lfw:devtrain"), other)
+    assert create_method("cr-fiqa", weights=other).fingerprint() != create_method("cr-fiqa", weights=shipped).fingerprint()

@@ -171,8 +171,14 @@ class QualityMethod(ABC):
 
         A digest of the card, the code's :attr:`version` and
         :meth:`fingerprint_parts`; subclasses extend the parts, never this.
+        Weights with a digest are named by their file name and sha256, not
+        their path, so a checkout moved or cloned elsewhere (or several
+        checkouts sharing one cache) keeps its cached scores.
         """
-        return sha256_json({"card": asdict(self.card), "version": self.version, **self.fingerprint_parts()})
+        card = asdict(self.card)
+        if card["weights_sha256"]:
+            card["weights"] = Path(card["weights"]).name
+        return sha256_json({"card": card, "version": self.version, **self.fingerprint_parts()})
 
     def fingerprint_parts(self) -> dict[str, Any]:
         """What else the scores depend on: settings, weight digests, the model's fingerprint (JSON values)."""
