@@ -132,6 +132,17 @@ def detector_card(name: str) -> DetectorCard:
     return DETECTORS.get(name).card
 
 
+def box_in_image(box: Sequence[float], width: int, height: int) -> Box:
+    """``box`` (left, top, right, bottom; floats allowed) rounded to pixels and clipped to the image.
+
+    Example:
+        >>> box_in_image((-3.4, 10.6, 260.2, 240.0), 250, 250)
+        (0, 11, 249, 240)
+    """
+    left, top, right, bottom = (int(round(v)) for v in box)
+    return max(left, 0), max(top, 0), min(right, width - 1), min(bottom, height - 1)
+
+
 def pick_central(boxes: Sequence[tuple[float, float, float, float]], width: int, height: int) -> int:
     """Index of the box whose centre is nearest the image centre (larger box wins a tie).
 

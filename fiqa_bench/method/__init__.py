@@ -91,9 +91,10 @@ class MethodInput:
     kind: str
     argument: str
 
-    #: Every kind, and the kinds whose argument is a recognition model.
+    #: Every kind, and, for the kinds whose argument is a recognition model, the model's output they read
+    #: (:func:`~fiqa_bench.pipeline.embedding.embed_dataset`'s ``output``).
     KINDS: ClassVar[tuple[str, ...]] = ("chips", "embeddings", "backbone", "stages", "landmarks")
-    MODEL_KINDS: ClassVar[tuple[str, ...]] = ("embeddings", "backbone", "stages")
+    MODEL_OUTPUTS: ClassVar[dict[str, str]] = {"embeddings": "embedding", "backbone": "backbone", "stages": "stages"}
     #: The only landmarks there are.
     LANDMARKS: ClassVar[tuple[str, ...]] = ("dlib5",)
 
@@ -119,7 +120,12 @@ class MethodInput:
     @property
     def model(self) -> str | None:
         """The recognition model the method reads (embeddings, backbone or stage features), else None."""
-        return self.argument if self.kind in self.MODEL_KINDS else None
+        return self.argument if self.kind in self.MODEL_OUTPUTS else None
+
+    @property
+    def output(self) -> str | None:
+        """The output of :attr:`model` the method reads (``"embedding"``, ``"backbone"``, ``"stages"``), else None."""
+        return self.MODEL_OUTPUTS.get(self.kind)
 
 
 class QualityMethod(ABC):

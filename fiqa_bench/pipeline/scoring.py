@@ -92,10 +92,6 @@ class ScoreTable:
                                  "" if np.isnan(n) else repr(float(n)), face, reason])
 
 
-#: The output of :func:`~fiqa_bench.pipeline.embedding.embed_dataset` each model-reading kind of input is.
-MODEL_OUTPUTS = {"embeddings": "embedding", "backbone": "backbone", "stages": "stages"}
-
-
 def method_inputs(needs: MethodInput | str, dataset: Dataset, context: RunContext
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """What a method reads, for every sample of ``dataset``.
@@ -116,7 +112,7 @@ def method_inputs(needs: MethodInput | str, dataset: Dataset, context: RunContex
         return dataset_chips(dataset, wanted.argument, context)
     if wanted.kind == "landmarks":
         return dataset_landmarks(dataset, context)
-    result = embed_dataset(dataset, context.model(wanted.argument), context, MODEL_OUTPUTS[wanted.kind])
+    result = embed_dataset(dataset, context.model(wanted.argument), context, wanted.output)
     return result.embeddings, result.failed, result.reasons
 
 

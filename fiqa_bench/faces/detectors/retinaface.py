@@ -25,6 +25,7 @@ from fiqa_bench.faces.detector import (
     DetectedFace,
     DetectorCard,
     FaceDetector,
+    box_in_image,
     register,
 )
 
@@ -55,9 +56,7 @@ class RetinaFaceDetector(FaceDetector):
         face = central_face(self._network.detect(image), width, height)
         if face is None:
             return None
-        left, top, right, bottom = (int(round(v)) for v in face.box)
-        box = (max(left, 0), max(top, 0), min(right, width - 1), min(bottom, height - 1))
-        return DetectedFace(box, face.landmarks.astype(np.float64), face.faces)
+        return DetectedFace(box_in_image(face.box, width, height), face.landmarks.astype(np.float64), face.faces)
 
     @classmethod
     def digest_settings(cls) -> Mapping[str, Any]:
