@@ -67,7 +67,7 @@ class LabelledData:
 
 def labelled_data(spec: str | None, context: RunContext, attributes_csv: Path | None) -> LabelledData:
     """The dataset ``spec`` names (default ``utkface``) with its own labels, or those of ``attributes_csv``."""
-    dataset = load_dataset(spec or "utkface", context.data_root)
+    dataset = load_dataset(spec or "utkface", context.data_root, cache_dir=context.cache_dir)
     if attributes_csv is not None:
         table = load_attribute_csv(Path(attributes_csv), root=dataset.root)
     elif dataset.attributes is not None:

@@ -114,7 +114,7 @@ class SetTARProtocol(Protocol):
         context, config, out_dir = request.context, request.config, request.out_dir
         say = progress(context)
         deployed = model_reference(request.deployed)
-        data = load_dataset(request.dataset or "lfw", context.data_root)
+        data = load_dataset(request.dataset or "lfw", context.data_root, cache_dir=context.cache_dir)
         scoring = Scoring.of(data)
         deployed_context = context.for_model(deployed)
         say(f"{self.name}: embedding {len(data)} images of {data.name} with {deployed}")

@@ -576,12 +576,12 @@ def load_adience(
     return dataset, table
 
 
-def _utkface(argument: str | None, data_root: Path, split: str | None) -> Dataset:
+def _utkface(argument: str | None, data_root: Path, split: str | None, cache_dir: Path) -> Dataset:
     only_split_all("utkface", split)
     return load_utkface(Path(argument) if argument else data_root)
 
 
-def _adience(argument: str | None, data_root: Path, split: str | None) -> Dataset:
+def _adience(argument: str | None, data_root: Path, split: str | None, cache_dir: Path) -> Dataset:
     only_split_all("adience", split)
     return load_adience(Path(argument) if argument else data_root)[0]
 

@@ -11,7 +11,12 @@ never branches on its name:
 * ``attributes``: group labels for the bias study (an
   :class:`~fiqa_bench.data.attributes.AttributeTable`), or None;
 * ``templates``: a template protocol of its own (IJB-C's 1:1 templates), or None;
-* ``has_identities``: whether the identity labels name people (UTKFace's do not: one image each).
+* ``has_identities``: whether the identity labels name people (UTKFace's do not: one image each; a
+  ``.bin`` file's are pseudo-identities joined by its genuine pairs: :func:`identities_from_pairs`);
+* ``pair_list``: the pair list a *pair-list set* is evaluated on (a ``.bin`` file, ``pairs:LIST``), or None for
+  an identity set (compared all against all);
+* ``aligned_to``: the chip template its images are already aligned to (``"arcface112"`` for insightface's
+  ``.bin`` crops), or None for ordinary photos that need a face detector.
 
 The three facts that read more files are functions, called when a protocol asks.
 """
@@ -20,8 +25,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
+from fiqa_bench.pipeline.paths import resolve_cache_dir
 from fiqa_bench.registry import Registry
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp"})
@@ -73,7 +79,10 @@ class Dataset:
         samples: the samples, in a deterministic order.
         pairs: named verification pair lists (indices into ``samples``).
         notes: what the loader skipped and why (e.g. a folder link that loops), for the user.
-        has_identities: whether identities name people (False: each image is its own identity).
+        has_identities: whether identities name people (False: pseudo-identities, e.g. one per image).
+        pair_list: the name of the entry of :attr:`pairs` this dataset is evaluated on (a pair-list set),
+            or None (an identity set: all against all).
+        aligned_to: the template (:mod:`fiqa_bench.faces.templates`) its images are already aligned to, or None.
         cross_fitting: ``() -> CrossFitting``, or None when the dataset has no such split.
         attributes: ``() -> AttributeTable`` of its group labels, or None when it has none.
         templates: ``() -> IJBCTemplates`` (aligned with ``samples``), or None.
@@ -85,6 +94,8 @@ class Dataset:
     pairs: dict[str, tuple[Pair, ...]] = field(default_factory=dict, compare=False)
     notes: tuple[str, ...] = field(default=(), compare=False)
     has_identities: bool = field(default=True, compare=False)
+    pair_list: str | None = field(default=None, compare=False)
+    aligned_to: str | None = field(default=None, compare=False)
     cross_fitting: Callable[[], CrossFitting] | None = field(default=None, compare=False, repr=False)
     attributes: Callable[[], Any] | None = field(default=None, compare=False, repr=False)
     templates: Callable[[], Any] | None = field(default=None, compare=False, repr=False)
@@ -99,6 +110,18 @@ class Dataset:
     @property
     def identities(self) -> list[str]:
         return [s.identity for s in self.samples]
+
+    @property
+    def evaluation_pairs(self) -> tuple[Pair, ...]:
+        """The pairs of :attr:`pair_list` (a pair-list set).
+
+        Raises:
+            DatasetError: the dataset is an identity set (no :attr:`pair_list`).
+        """
+        if self.pair_list is None:
+            raise DatasetError(f"{self.name} is an identity set, not a pair list (its pair lists: "
+                               f"{', '.join(self.pairs) or 'none'})")
+        return self.pairs[self.pair_list]
 
     def relative_paths(self) -> list[str]:
         """Sample paths relative to :attr:`root`, with forward slashes."""
@@ -131,15 +154,48 @@ def identity_subset(
     return Dataset(label, dataset.root, samples)
 
 
-#: A dataset kind's loader: ``(argument after ':' or None, data root, split or None) -> Dataset``.
-DatasetLoader = Callable[[str | None, Path, str | None], Dataset]
+def identities_from_pairs(n_samples: int, pairs: Sequence[Pair], prefix: str = "id") -> list[str]:
+    """Pseudo-identities for samples whose people are unknown: the samples joined by genuine pairs share one.
+
+    The connected components of the graph whose edges are the genuine pairs (union-find), numbered in
+    the order of their first sample: ``"<prefix>00000"``, ...  Two samples of one person that no chain of
+    genuine pairs joins get different labels, so these labels serve a pair list (its bootstrap units, a
+    training set's positives) and never an all-against-all comparison.
+
+    >>> identities_from_pairs(5, [Pair(0, 1, True), Pair(1, 2, True), Pair(3, 4, False)])
+    ['id00000', 'id00000', 'id00000', 'id00001', 'id00002']
+    """
+    parent = list(range(n_samples))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for pair in pairs:
+        if pair.genuine:
+            a, b = root(pair.first), root(pair.second)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    numbers: dict[int, int] = {}
+    return [f"{prefix}{numbers.setdefault(root(i), len(numbers)):05d}" for i in range(n_samples)]
+
+
+#: A dataset kind's loader: ``(argument after ':' or None, data root, split or None, cache dir) -> Dataset``;
+#: the cache dir is where a loader may write what it derives from the data (a ``.bin`` file's images), never
+#: the data root.
+DatasetLoader = Callable[[str | None, Path, str | None, Path], Dataset]
 
 #: The dataset kinds: every module of ``fiqa_bench.data`` registers the kinds it reads here.
 DATASETS: Registry[DatasetLoader] = Registry("dataset", plugins="fiqa_bench.data")
 
 
-def load_dataset(spec: str, data_root: Path, split: str | None = None) -> Dataset:
+def load_dataset(spec: str, data_root: Path, split: str | None = None, cache_dir: Path | None = None) -> Dataset:
     """The dataset named by ``spec``: ``KIND`` or ``KIND:ARGUMENT`` (``"lfw"``, ``"folder:PATH"``).
+
+    ``cache_dir`` (default: :func:`fiqa_bench.pipeline.paths.resolve_cache_dir`) is where a loader may keep
+    what it derives from the data.
 
     A bare path (``/data/faces``) is refused with the hint to write
     ``folder:/data/faces``: guessing would let a typo in a dataset name
@@ -149,7 +205,8 @@ def load_dataset(spec: str, data_root: Path, split: str | None = None) -> Datase
     if kind not in DATASETS and ("/" in spec or Path(spec).is_dir()):
         raise DatasetError(f"unknown dataset {spec!r}: to use a folder of images (one subfolder per identity), "
                            f"write --dataset folder:{spec}")
-    return DATASETS.get(kind)(argument or None, Path(data_root), split)
+    return DATASETS.get(kind)(argument or None, Path(data_root), split,
+                              Path(cache_dir) if cache_dir is not None else resolve_cache_dir())
 
 
 def only_split_all(kind: str, split: str | None) -> None:

@@ -37,7 +37,7 @@ def load_faces94(root: Path) -> Dataset:
     return replace(load_folder(images), name="faces94")
 
 
-def _load(argument: str | None, data_root: Path, split: str | None) -> Dataset:
+def _load(argument: str | None, data_root: Path, split: str | None, cache_dir: Path) -> Dataset:
     only_split_all("faces94", split)
     return load_faces94(Path(argument) if argument else Path(data_root) / "faces94")
 

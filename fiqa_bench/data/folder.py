@@ -85,7 +85,7 @@ def load_folder(path: Path) -> Dataset:
     return Dataset(name=f"folder:{root}", root=root, samples=tuple(samples), notes=tuple(notes))
 
 
-def _load(argument: str | None, data_root: Path, split: str | None) -> Dataset:
+def _load(argument: str | None, data_root: Path, split: str | None, cache_dir: Path) -> Dataset:
     if not argument:
         raise DatasetError("'folder' needs a path: --dataset folder:PATH")
     if split not in (None, "all"):

@@ -308,7 +308,7 @@ def load_ijbc(
     return Dataset(name="ijbc", root=images, samples=samples, templates=lambda: templates), templates
 
 
-def _load(argument: str | None, data_root: Path, split: str | None) -> Dataset:
+def _load(argument: str | None, data_root: Path, split: str | None, cache_dir: Path) -> Dataset:
     only_split_all("ijbc", split)
     root = Path(argument) if argument else data_root / "ijbc"
     if not root.is_dir():

@@ -94,12 +94,9 @@ def parse_pairs(path: Path) -> list[tuple[str, int, str, int, int]]:
     rows = []
     for number, fields in enumerate(lines[1:], start=2):
         fold = (number - 2) // per_fold
-        if len(fields) == 3:
-            rows.append((fields[0], int(fields[1]), fields[0], int(fields[2]), fold))
-        elif len(fields) == 4:
-            rows.append((fields[0], int(fields[1]), fields[2], int(fields[3]), fold))
-        else:
-            raise DatasetError(f"{path}: line {number} is not a pair: {fields!r}")
+        if len(fields) not in (3, 4) or not (fields[1].isdecimal() and fields[-1].isdecimal()):
+            raise DatasetError(f"{path}: line {number} is not a pair ('<Name> i j' or '<A> i <B> j'): {fields!r}")
+        rows.append((fields[0], int(fields[1]), fields[0] if len(fields) == 3 else fields[2], int(fields[-1]), fold))
     return rows
 
 
@@ -175,10 +172,13 @@ def load_lfw_gender(data_root: Path) -> AttributeTable:
     return lfw_gender_table(lists, paths, images_source=str(images))
 
 
-def _load(argument: str | None, data_root: Path, split: str | None) -> Dataset:
-    if argument:
-        raise DatasetError(f"'lfw' takes no argument after ':', got {argument!r}; use --split")
-    return load_lfw(data_root, split or "all")
+def _load(argument: str | None, data_root: Path, split: str | None, cache_dir: Path) -> Dataset:
+    if argument and argument not in SPLIT_FILES:
+        raise DatasetError(f"'lfw' takes a split after ':' ({', '.join(sorted(SPLIT_FILES))}), got {argument!r}")
+    if argument and split not in (None, argument):
+        raise DatasetError(f"lfw:{argument} names split {argument!r} but --split says {split!r}; give one")
+    return load_lfw(data_root, argument or split or "all")
 
 
-DATASETS.add("lfw", _load, description="Labeled Faces in the Wild, deep-funneled; splits all/devtrain/devtest")
+DATASETS.add("lfw", _load, description="Labeled Faces in the Wild, deep-funneled; splits all/devtrain/devtest "
+             "(--split, or lfw:devtrain)")
