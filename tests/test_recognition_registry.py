@@ -17,7 +17,7 @@ from torch import nn
 from fiqa_bench import recognition
 from fiqa_bench.cli import build_parser, main
 from fiqa_bench.faces.align import AlignmentSettings
-from fiqa_bench.faces.detector import DETECTORS, detector_card
+from fiqa_bench.faces.detector import DETECTORS, detector_card, detector_for_aligned
 from fiqa_bench.pipeline.context import RunContext
 from fiqa_bench.recognition import (
     MODELS,
@@ -88,6 +88,10 @@ def test_detectors_are_a_registry_whose_cards_say_what_they_give():
     hog, retina = detector_card("hog"), detector_card("retinaface")
     assert not hog.gives_points5 and not hog.uses_torch and not hog.named_in_digest
     assert retina.gives_points5 and retina.uses_torch and retina.named_in_digest
+    aligned = detector_card("arcface112-aligned")  # reads insightface .bin crops: no network, no looking
+    assert aligned.gives_points5 and not aligned.uses_torch and aligned.reads_aligned == "arcface112"
+    assert detector_for_aligned("arcface112") == "arcface112-aligned" and detector_for_aligned("dlib150") is None
+    assert hog.reads_aligned is None and retina.reads_aligned is None
     from fiqa_bench.method.distributed import _face_column_names
 
     assert "points5" in _face_column_names("retinaface") and "points5" not in _face_column_names("hog")
@@ -95,7 +99,7 @@ def test_detectors_are_a_registry_whose_cards_say_what_they_give():
     assert build_parser().parse_args([*args, "--detector", "retinaface"]).detector == "retinaface"
     with pytest.raises(SystemExit):
         build_parser().parse_args([*args, "--detector", "mtcnn"])
-    with pytest.raises(ValueError, match="unknown face detector 'mtcnn'; known: hog, retinaface"):
+    with pytest.raises(ValueError, match="unknown face detector 'mtcnn'; known: arcface112-aligned, hog, retinaface"):
         AlignmentSettings(detector="mtcnn")
 
 

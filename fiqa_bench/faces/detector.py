@@ -57,6 +57,8 @@ class DetectorCard:
         named_in_digest: the alignment digest names the detector and its
             :meth:`FaceDetector.digest_settings`; False only for the detector every cache made before
             detectors could be chosen was cut after, whose digest must not change.
+        reads_aligned: the chip template (e.g. ``"arcface112"``) of already aligned crops this detector
+            reads the face of without looking (:func:`detector_for_aligned`), or None for a real detector.
     """
 
     name: str
@@ -64,6 +66,7 @@ class DetectorCard:
     landmarks: tuple[str, ...]
     uses_torch: bool
     named_in_digest: bool
+    reads_aligned: str | None = None
 
     def __post_init__(self) -> None:
         if DLIB_POINTS not in self.landmarks or not set(self.landmarks) <= {DLIB_POINTS, ARCFACE_POINTS}:
@@ -162,3 +165,10 @@ def pick_central(boxes: Sequence[tuple[float, float, float, float]], width: int,
         return ((cx - width / 2) ** 2 + (cy - height / 2) ** 2, -(right - left) * (bottom - top))
 
     return min(range(len(boxes)), key=key)
+
+
+def detector_for_aligned(template: str) -> str | None:
+    """The registered detector that reads the face of crops already aligned to ``template`` (None: none does,
+    and such crops are detected like photos)."""
+    found = [name for name in DETECTORS.names() if DETECTORS.get(name).card.reads_aligned == template]
+    return found[0] if found else None

@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fiqa_bench.faces.align import AlignmentSettings
+from fiqa_bench.faces.detector import detector_for_aligned
 from fiqa_bench.pipeline.hashing import FileKeys
 from fiqa_bench.pipeline.paths import default_data_root, resolve_cache_dir, resolve_chip_store
 
 if TYPE_CHECKING:
+    from fiqa_bench.data import Dataset
     from fiqa_bench.recognition.base import RecognitionModel
 
 #: Alignment processes when none is asked for: the CPU count, at most 8.
@@ -43,8 +45,9 @@ class RunContext:
         workers: processes for face detection and alignment.
         device: torch device for the recognition models the stages build.
         progress: draw progress bars on stderr.
-        detector_chosen: whether ``alignment.detector`` was chosen by the user (``--detector``); when
-            not, :meth:`for_model` gives each recognition model its own default detector, so one
+        detector_chosen: whether ``alignment.detector`` holds for the whole run: chosen by the user
+            (``--detector``), or by a dataset of aligned crops (:meth:`for_dataset`); when not,
+            :meth:`for_model` gives each recognition model its own default detector, so one
             run can deploy a model on RetinaFace chips and score with a method built on a HOG model.
         chip_store: how aligned chips are kept in the cache: ``"raw"``, ``"webp"`` (lossless) or
             ``"none"`` (cut again when needed); the same chips bit for bit (:mod:`fiqa_bench.pipeline.chips`).
@@ -84,6 +87,18 @@ class RunContext:
 
         detector = default_detector(name)
         return self if detector == self.alignment.detector else self.but(alignment=replace(self.alignment, detector=detector))
+
+    def for_dataset(self, dataset: Dataset) -> RunContext:
+        """This context for ``dataset``'s images: crops already aligned to a template
+        (:attr:`~fiqa_bench.data.base.Dataset.aligned_to`, e.g. an insightface ``.bin``) are read by the
+        detector made for such crops (:func:`~fiqa_bench.faces.detector.detector_for_aligned`) for every
+        model, unless the user chose a detector; photos keep each model's own."""
+        if self.detector_chosen or dataset.aligned_to is None:
+            return self
+        detector = detector_for_aligned(dataset.aligned_to)
+        if detector is None:
+            return self
+        return self.but(alignment=replace(self.alignment, detector=detector), detector_chosen=True)
 
     def model(self, name: str, weights: str | Path | None = None) -> RecognitionModel:
         """The registered recognition model ``name``, on this context's device: built once per reference and
