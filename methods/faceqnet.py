@@ -134,6 +134,7 @@ class FaceQnetLabels(RegressionObjective):
     """
 
     method: ClassVar[str] = "faceqnet-v0"
+    needs_people: ClassVar[bool] = False  # each image against its own identity's reference only
 
     label_models: str = "deployed"
 

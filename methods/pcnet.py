@@ -55,6 +55,7 @@ class MatedPairSimilarity(Objective):
     """Confidences whose product regresses mated-pair similarity (no settings of its own)."""
 
     method: ClassVar[str] = "pcnet"
+    needs_people: ClassVar[bool] = False  # mated pairs only: pseudo-identities serve
 
     def fit(self, data: TrainingSet, config: TrainConfig) -> Fitted:
         if config.mode != "head":

@@ -96,6 +96,7 @@ class MutualLikelihood(Objective):
     """PFE's uncertainty module trained with the mutual likelihood score (no settings of its own)."""
 
     method: ClassVar[str] = "pfe"
+    needs_people: ClassVar[bool] = False  # mated pairs only: pseudo-identities serve
     config_defaults: ClassVar[Mapping[str, Any]] = {"features": "backbone", "batch_size": 256, "epochs": 100}
 
     def fit(self, data: TrainingSet, config: TrainConfig) -> Fitted:

@@ -26,6 +26,8 @@ import copy
 import dataclasses
 import importlib
 import json
+import os
+import re
 import shutil
 import uuid
 from abc import ABC, abstractmethod
@@ -39,7 +41,7 @@ import torch
 from torch import nn
 
 from fiqa_bench.pipeline.context import RunContext
-from fiqa_bench.data import Dataset
+from fiqa_bench.data import Dataset, DatasetError
 from fiqa_bench.pipeline.hashing import sha256_file, sha256_json
 from fiqa_bench.method import METHODS, TRAINERS, MethodCard, QualityMethod, constructor_settings
 from fiqa_bench.pipeline.embedding import dataset_chips, dataset_landmarks, embed_dataset
@@ -57,6 +59,9 @@ from fiqa_bench.report.provenance import provenance
 
 CHECKPOINT_FORMAT = 2
 DEFAULT_TRAINED_ON = "lfw:devtrain"
+#: The training-set specs a shipped checkpoint can be named by: ``KIND`` or ``KIND:SPLIT`` in plain characters
+#: (``lfw:devtrain``); a path (``folder:/data/x``) never names one.
+SHIPPABLE_SPEC = re.compile(r"[A-Za-z0-9_-]+(:[A-Za-z0-9_-]+)?")
 
 
 def weights_dir() -> Path:
@@ -65,7 +70,15 @@ def weights_dir() -> Path:
 
 
 def shipped_checkpoint(stem: str, trained_on: str, model: str = "dlib-resnet", mode: str = "head") -> Path:
-    """``methods/weights/<stem>-<model>-<mode>-<trained_on>.pt``, e.g. ``sdd-dlib-resnet-head-lfw-devtrain.pt``."""
+    """``methods/weights/<stem>-<model>-<mode>-<trained_on>.pt``, e.g. ``sdd-dlib-resnet-head-lfw-devtrain.pt``.
+
+    Raises:
+        ValueError: ``trained_on`` is not a plain ``KIND[:SPLIT]`` (:data:`SHIPPABLE_SPEC`): no shipped model
+            is named by a path.
+    """
+    if not SHIPPABLE_SPEC.fullmatch(trained_on):
+        raise ValueError(f"no model is shipped trained on {trained_on!r}: shipped models are named by a dataset "
+                         f"and split ({DEFAULT_TRAINED_ON}); train one on it with 'fiqa-bench train'")
     return weights_dir() / f"{stem}-{model}-{mode}-{trained_on.replace(':', '-')}.pt"
 
 
@@ -128,11 +141,18 @@ class Objective(ABC):
         config_defaults: training settings it prefers over :class:`TrainConfig`'s
             defaults in head mode (e.g. PFE reads ``features="backbone"``).
         selectors: the settings that choose among shipped checkpoints (part of ``stem``).
+        needs_people: whether it takes two images of different identities for two different people
+            (SDD's negatives, CR-FIQA's nearest other class centre).  Such an objective cannot train on
+            pseudo-identities (:attr:`fiqa_bench.data.Dataset.has_identities` False: a ``.bin`` file's
+            components of genuine pairs, where one person may be several identities);
+            one that compares only images of one identity (PCNet's and PFE's mated pairs, FaceQnet's
+            reference) can, and says so with False.  True by default: the safe assumption.
     """
 
     method: ClassVar[str]
     config_defaults: ClassVar[Mapping[str, Any]] = {}
     selectors: ClassVar[tuple[str, ...]] = ()
+    needs_people: ClassVar[bool] = True
 
     @property
     def stem(self) -> str:
@@ -346,6 +366,40 @@ def training_set(dataset: Dataset, model_name: str, context: RunContext, feature
                        n_failed=int(emb.failed.sum()))
 
 
+def check_trainable(objective: Objective, dataset: Dataset) -> None:
+    """Refuse a training set ``objective`` cannot learn from, before anything is embedded.
+
+    Every objective compares images of one identity, so some identity needs two or more images; one
+    that :attr:`~Objective.needs_people` also needs identities that name people.
+
+    Raises:
+        DatasetError: naming the dataset, the method and what is missing.
+    """
+    counts: dict[str, int] = {}
+    for identity in dataset.identities:
+        counts[identity] = counts.get(identity, 0) + 1
+    if not any(n >= 2 for n in counts.values()):
+        raise DatasetError(f"{objective.method} cannot train on {dataset.name}: none of its {len(counts)} "
+                           f"identities has two or more images, and the method learns from images of one "
+                           f"identity compared")
+    if objective.needs_people and not dataset.has_identities:
+        raise DatasetError(f"{objective.method} cannot train on {dataset.name}: its identities are "
+                           f"pseudo-identities (one person may be several of them), and {objective.method} "
+                           f"takes images of different identities for different people; train it on a dataset "
+                           f"whose identities name people, or train a method that compares only images of one "
+                           f"identity ({', '.join(_pseudo_identity_methods()) or 'none is registered'})")
+
+
+def _pseudo_identity_methods() -> list[str]:
+    """The registered learned methods whose objective trains on pseudo-identities (``needs_people`` False)."""
+    names = []
+    for name in METHODS.names():
+        cls = METHODS.get(name)
+        if isinstance(cls, type) and issubclass(cls, LearnedQualityMethod) and not cls.objective.needs_people:
+            names.append(name)
+    return names
+
+
 def train_method(
     objective: Objective, dataset: Dataset, model_name: str, context: RunContext, out: Path,
     config: TrainConfig = TrainConfig(),
@@ -356,7 +410,11 @@ def train_method(
     several processes (``torchrun``) every process trains (embeddings, labels and the regression are
     shared out, :mod:`fiqa_bench.method.distributed`), process 0 alone writes the files (the record then
     holds ``world_size``), and every process returns its record.
+
+    Raises:
+        DatasetError: ``objective`` cannot train on ``dataset`` (:func:`check_trainable`).
     """
+    check_trainable(objective, dataset)
     model = context.model(model_name)
     data = training_set(dataset, model_name, context, config.features)
     fitted = objective.fit(data, config)
@@ -427,6 +485,30 @@ def train_from_options(
     return train_method(objective, dataset, model_name, context, out, TrainConfig(**config_options))
 
 
+def training_data_identity(dataset: Dataset) -> dict:
+    """What a trained checkpoint's cache key knows of its training data: the dataset's name and, per sample
+    in its order, the path relative to its root, the identity and the file's size in bytes.
+
+    Cheap on purpose: one ``stat`` per image, no image read.  Hashing the files' bytes would read the whole
+    training set (LFW devtrain: 9,525 files) on every run only to find a head already trained, while the
+    run may not otherwise touch those images.  A file renamed, added, removed, relabelled or rewritten to
+    another size trains anew; one rewritten in place to the same size is not noticed (a JPEG re-encoded
+    almost never keeps its size).
+    """
+    rows = []
+    for sample in dataset.samples:
+        try:
+            where = sample.path.relative_to(dataset.root).as_posix()
+        except ValueError:  # a sample outside the dataset's root (a loader's choice): its full path
+            where = str(sample.path)
+        try:
+            size = os.stat(sample.path).st_size
+        except OSError:
+            size = -1
+        rows.append([where, sample.identity, size])
+    return {"name": dataset.name, "has_identities": dataset.has_identities, "samples": rows}
+
+
 def learned_checkpoint(
     method: type[LearnedQualityMethod], settings: Mapping[str, Any], trained_on: str, context: RunContext,
 ) -> tuple[Path, bool]:
@@ -436,11 +518,15 @@ def learned_checkpoint(
     ``settings`` may hold ``model`` and any field of the method's objective
     (``sdd[m=6,repetitions=1]``, ``sdd[variant=neg-only]``); a shipped
     checkpoint serves only when its recorded objective settings are exactly
-    these.  Otherwise the method is trained with its default training
-    configuration (as the shipped heads were) on ``trained_on``
-    (``DATASET:SPLIT``, e.g. ``lfw:devtrain``) into
-    ``<cache>/trained/<stem>-<model>-<dataset>-<digest>.pt``, the digest
-    covering the method, its settings, the model's fingerprint, the alignment
+    these and ``trained_on`` names it (``lfw:devtrain``, ``lfw:devtest``).
+    Otherwise the method is trained with its default training configuration
+    (as the shipped heads were) on the dataset ``trained_on`` names: any spec
+    :func:`~fiqa_bench.data.load_dataset` reads (``lfw:devtrain``, ``faces94``,
+    ``folder:/data/faces``, a ``.bin`` file), loaded with the context's data root
+    and cache, into ``<cache>/trained/<stem>-<model>-<dataset slug>-<digest>.pt``
+    (:func:`~fiqa_bench.pipeline.stores.trained_checkpoint`), the digest
+    covering the method, its settings, the full spec, the training data
+    (:func:`training_data_identity`), the model's fingerprint, the alignment
     and the checkpoint format, so a change to any of them trains anew.
     Written atomically, in a folder of the training's own: an interrupted training leaves no
     checkpoint (at most, after SIGKILL, a hidden ``.<name>.<random>.training/`` folder), and two
@@ -448,6 +534,11 @@ def learned_checkpoint(
 
     Returns:
         the checkpoint path, and whether it was trained here (not shipped).
+
+    Raises:
+        DatasetError: the dataset cannot be loaded, or the method cannot train on it
+            (:func:`check_trainable`: no identity with two images; pseudo-identities for a method that
+            needs people).
     """
     from fiqa_bench.pipeline.cache import atomic_write
     from fiqa_bench.pipeline.stores import trained_checkpoint
@@ -463,21 +554,23 @@ def learned_checkpoint(
                          f"its settings: {', '.join(['model', *sorted(own)])}")
     objective = method.objective(**constructor_settings(method.objective, settings))
     model_name = model if "@" in model else canonical_model_name(model)
-    shipped = shipped_checkpoint(objective.stem, trained_on, model_name)
-    defaults = method.objective()
-    at_defaults = all(getattr(objective, f.name) == getattr(defaults, f.name)
-                      for f in dataclasses.fields(objective) if f.name not in objective.selectors)
-    if at_defaults and shipped.is_file():
-        return shipped, False
-    model_context = context.for_model(model_name)
+    if SHIPPABLE_SPEC.fullmatch(trained_on):
+        shipped = shipped_checkpoint(objective.stem, trained_on, model_name)
+        defaults = method.objective()
+        at_defaults = all(getattr(objective, f.name) == getattr(defaults, f.name)
+                          for f in dataclasses.fields(objective) if f.name not in objective.selectors)
+        if at_defaults and shipped.is_file():
+            return shipped, False
+    dataset = load_dataset(trained_on, context.data_root, cache_dir=context.cache_dir)
+    model_context = context.for_dataset(dataset).for_model(model_name)  # pre-aligned crops: their own detector
     key = sha256_json({"method": objective.method, "settings": objective.settings(), "trained_on": trained_on,
+                       "data": training_data_identity(dataset),
                        "model": context.model(model_name).fingerprint(), "format": CHECKPOINT_FORMAT,
                        "alignment": model_context.alignment.digest()})[:16]
     out = trained_checkpoint(context.cache_dir, objective.stem, model_name, trained_on, key)
     if out.is_file():
         return out, True
-    kind, _, split = trained_on.partition(":")
-    dataset = load_dataset(kind, context.data_root, split or None)
+    check_trainable(objective, dataset)  # before the folder is made: a refusal leaves nothing behind
     out.parent.mkdir(parents=True, exist_ok=True)
     # Each training writes in a folder of its own, so two processes training the same checkpoint at once
     # never write one file together; the scratch file's name is the same in every folder because torch

@@ -10,7 +10,7 @@ Every folder of the cache, relative to its root (``--cache-dir``,
     backbone/<model fingerprint[:32]>/<alignment digest>/      its backbone features
     stages/<model fingerprint[:32]>/<alignment digest>/        its pooled stage outputs
     scores/<method fingerprint[:32]>/<alignment digest>/       a quality method's native scores
-    trained/<stem>-<model>-<dataset>[-<key>].pt                checkpoints trained on first use
+    trained/<stem>-<model>-<dataset slug>[-<key>].pt           checkpoints trained on first use
     studies/                                                   an EVRC study's finished steps
 
 Each per-image folder is a :class:`~fiqa_bench.pipeline.cache.KeyedStore`
@@ -22,6 +22,8 @@ again.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from pathlib import Path
 
 #: The folder of each chip store that keeps chips (:data:`~fiqa_bench.pipeline.paths.CHIP_STORES`).
@@ -30,6 +32,8 @@ CHIP_FOLDERS = {"raw": "chips", "webp": "chips-webp"}
 OUTPUT_FOLDERS = {"embedding": "embeddings", "backbone": "backbone", "stages": "stages"}
 #: Characters of a fingerprint (a sha256 hex digest) that name its folder.
 FINGERPRINT_CHARS = 32
+#: At most this many characters of a dataset spec (or model name) in a trained checkpoint's file name.
+SLUG_CHARS = 48
 
 
 def faces_dir(cache: Path, alignment_digest: str) -> Path:
@@ -70,17 +74,37 @@ def scores_dir(cache: Path, method_fingerprint: str, alignment_digest: str) -> P
     return Path(cache) / "scores" / method_fingerprint[:FINGERPRINT_CHARS] / alignment_digest
 
 
+def dataset_slug(spec: str) -> str:
+    """A short, safe file-name part for the dataset spec ``spec``: its kind and the last component of its
+    argument, characters other than letters, digits and ``._=+-`` as ``_``, at most :data:`SLUG_CHARS`.
+
+    ``lfw:devtrain`` -> ``lfw-devtrain``; ``folder:/data/My faces/`` -> ``folder-My_faces``;
+    ``bin:/data/lfw.bin`` -> ``bin-lfw.bin``.  Readable, not unique: the digest beside it tells specs apart.
+    """
+    kind, _, argument = spec.partition(":")
+    tail = argument.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    slug = re.sub(r"[^A-Za-z0-9._=+-]+", "_", "-".join(p for p in (kind, tail) if p))
+    return slug[:SLUG_CHARS].strip("._-") or "dataset"
+
+
 def trained_checkpoint(cache: Path, stem: str, model: str, dataset: str, key: str = "") -> Path:
-    """Where a checkpoint trained in the cache lives: ``trained/<stem>-<model>-<dataset>[-<key>].pt``.
+    """Where a checkpoint trained in the cache lives: ``trained/<stem>-<model>-<dataset slug>[-<key>].pt``.
 
     Args:
         cache: the cache root.
         stem: the method's (or objective's) file stem, e.g. ``"sdd"``.
         model: the recognition model's name or reference (``name@weights``: the part before ``@``).
-        dataset: what it was trained on, e.g. ``"lfw:devtest"`` (``:`` becomes ``-``).
-        key: a digest of the training settings, when the file name must tell settings apart.
+        dataset: the spec it was trained on, e.g. ``"lfw:devtest"`` or ``"folder:/data/faces"``, named by
+            :func:`dataset_slug`.
+        key: a digest of the training settings and data, when the file name must tell them apart.  Without
+            one, a spec that the slug does not spell out in full (``:`` -> ``-`` aside: a path, a long
+            name) gets the first 16 hex digits of its sha256, so two specs never share a file.
     """
-    name = f"{stem}-{model.partition('@')[0]}-{dataset.replace(':', '-')}" + (f"-{key}" if key else "")
+    slug = dataset_slug(dataset)
+    if not key and slug != dataset.replace(":", "-"):
+        key = hashlib.sha256(dataset.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    model_part = re.sub(r"[^A-Za-z0-9._=+-]+", "_", model.partition("@")[0])[:SLUG_CHARS].strip("._-") or "model"
+    name = f"{stem}-{model_part}-{slug}" + (f"-{key}" if key else "")
     return Path(cache) / "trained" / f"{name}.pt"
 
 

@@ -4,7 +4,8 @@
   cross-fitted (:attr:`fiqa_bench.data.Dataset.cross_fitting`: LFW's View 1 people split) is, so that
   no image meets a model trained on its identity; any other is scored by the shipped model trained on
   :data:`~fiqa_bench.method.learned.DEFAULT_TRAINED_ON`, and the tables say so (:func:`no_cross_fitting`,
-  the one place that wording lives).
+  the one place that wording lives).  :meth:`Scoring.trained_on` scores every image with heads trained on a
+  training set the user chose, refused when that set shares people or image files with the scored one.
 * :func:`score_spec`: one method's scores of every image, cross-fitted as :class:`Scoring` says, trained
   on first use where no head is shipped.
 * :func:`entries`: the rows of a study (every method on every quality model).
@@ -14,6 +15,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from fiqa_bench.data import Dataset
+from fiqa_bench.data import Dataset, DatasetError, load_dataset
 from fiqa_bench.method import MethodSpec, QualityMethod, create_method, method_class, settings_for_model
 from fiqa_bench.method.learned import DEFAULT_TRAINED_ON, LearnedQualityMethod, learned_checkpoint
 from fiqa_bench.pipeline.context import RunContext
@@ -41,14 +43,16 @@ class Scoring:
     """Which model scores which images of a trained method.
 
     Attributes:
-        folds: ``(part, trained_on)`` pairs: each part of the dataset is scored by the shipped model
-            trained on ``trained_on`` (cross-fitting); empty: every image is scored by the shipped
+        folds: ``(part, trained_on)`` pairs: each part of the dataset is scored by the model trained on
+            ``trained_on`` (shipped, else trained on first use); empty: every image is scored by the shipped
             model trained on :data:`fiqa_bench.method.learned.DEFAULT_TRAINED_ON`.
         note: what the tables and provenance say about it.
+        training_set: the training set the user chose for every image (:meth:`trained_on`), else None.
     """
 
     folds: tuple[tuple[Dataset, str], ...] = ()
     note: str = ""
+    training_set: str | None = None
 
     @classmethod
     def of(cls, dataset: Dataset) -> Scoring:
@@ -57,6 +61,88 @@ class Scoring:
             return cls((), no_cross_fitting(dataset.name))
         split = dataset.cross_fitting()
         return cls(split.folds, split.note)
+
+    @classmethod
+    def trained_on(cls, dataset: Dataset, train_on: str, context: RunContext) -> Scoring:
+        """Every image of ``dataset`` scored by heads trained on the dataset ``train_on`` names (any spec
+        :func:`~fiqa_bench.data.load_dataset` reads, loaded with ``context``'s data root and cache), and a
+        note that names that training set, its images and identities.
+
+        When ``train_on`` is what ``dataset``'s own cross-fitting trains on for every image (``lfw:devtest``
+        with ``lfw:devtrain``), that cross-fitting: :meth:`of`.
+
+        Raises:
+            DatasetError: the two datasets share people (an identity label, when both name people) or image
+                files (the same file after links are resolved), so some images would be scored by a model
+                trained on them; or no identity of ``train_on`` has two images (nothing to learn from).
+        """
+        training = load_dataset(train_on, context.data_root, cache_dir=context.cache_dir)
+        if dataset.cross_fitting is not None:
+            own = dataset.cross_fitting()
+            if own.folds and all(spec in (train_on, training.name) for _, spec in own.folds):
+                return cls(own.folds, own.note)
+        refuse_shared_people(dataset, training, train_on)
+        if not _has_mated_images(training):
+            raise DatasetError(f"{train_on} cannot train the heads that score {dataset.name}: none of its "
+                               f"{len(set(training.identities)):,} identities has two or more images")
+        return cls(((dataset, train_on),), trained_on_note(dataset, training, train_on), train_on)
+
+
+def _has_mated_images(dataset: Dataset) -> bool:
+    """Whether some identity of ``dataset`` has two or more images (what every learned method needs)."""
+    seen: set[str] = set()
+    for identity in dataset.identities:
+        if identity in seen:
+            return True
+        seen.add(identity)
+    return False
+
+
+def shared_people(scored: Dataset, training: Dataset) -> tuple[list[str], int]:
+    """The identity labels two datasets share (sorted; none unless both name people,
+    :attr:`~fiqa_bench.data.Dataset.has_identities`) and how many image files they share (real paths:
+    links resolved)."""
+    labels = (sorted(set(scored.identities) & set(training.identities))
+              if scored.has_identities and training.has_identities else [])
+    files = {os.path.realpath(p) for p in scored.paths} & {os.path.realpath(p) for p in training.paths}
+    return labels, len(files)
+
+
+def refuse_shared_people(scored: Dataset, training: Dataset, train_on: str) -> None:
+    """Refuse to score ``scored`` with heads trained on ``training`` when they share people or files.
+
+    Raises:
+        DatasetError: one sentence naming both datasets and what they share.
+    """
+    labels, files = shared_people(scored, training)
+    if not labels and not files:
+        return
+    shared = []
+    if labels:
+        examples = ", ".join(repr(name) for name in labels[:3])
+        shared.append(f"{len(labels):,} {'person' if len(labels) == 1 else 'people'} ({examples}"
+                      f"{', ...' if len(labels) > 3 else ''})")
+    if files:
+        shared.append(f"{files:,} image file{'' if files == 1 else 's'}")
+    own = (f"; or leave {scored.name} to its own cross-fitting"
+           if scored.cross_fitting is not None else "")
+    raise DatasetError(f"{train_on} cannot train the heads that score {scored.name}: they share "
+                       f"{' and '.join(shared)}, so images would be scored by a model trained on their own "
+                       f"identity; train on a dataset of other people{own}")
+
+
+def trained_on_note(scored: Dataset, training: Dataset, train_on: str) -> str:
+    """What the tables say when every image of ``scored`` is scored by heads trained on ``training``."""
+    kind = "identities" if training.has_identities else "pseudo-identities"
+    head = (f"Trained methods scored every image with heads trained on {train_on} ({len(training):,} images, "
+            f"{len(set(training.identities)):,} {kind})")
+    if scored.has_identities and training.has_identities:
+        return f"{head}, which shares no identity and no image file with {scored.name}."
+    pseudo = " and ".join(d for d, ok in ((scored.name, scored.has_identities), (train_on, training.has_identities))
+                          if not ok)
+    return (f"{head}, which shares no image file with {scored.name}; the identities could not be compared "
+            f"({pseudo} {'has' if ' and ' not in pseudo else 'have'} no named people), so the result is fair "
+            f"only if {scored.name}'s people are not among {train_on}'s.")
 
 
 @dataclass(frozen=True)
@@ -73,11 +159,12 @@ def score_spec(spec: MethodSpec, dataset: Dataset, scoring: Scoring, context: Ru
     ``quality_model`` unless its settings name another (``sdd[model=...]``).
 
     A learned method uses its shipped heads, or trains them on first use when none is shipped for these
-    settings and this model (:func:`fiqa_bench.method.learned.learned_checkpoint`), cross-fitted as ``scoring`` says.
+    settings, this model and training set (:func:`fiqa_bench.method.learned.learned_checkpoint`), cross-fitted
+    or trained on the chosen set as ``scoring`` says (:meth:`Scoring.of`, :meth:`Scoring.trained_on`).
     """
     settings = spec.settings if spec.weights is not None else settings_for_model(spec.name, spec.settings,
                                                                                  quality_model)
-    scoring_context = context.for_model(settings.get("model", quality_model))
+    scoring_context = context.for_dataset(dataset).for_model(settings.get("model", quality_model))
     cls = method_class(spec.name)
     if spec.weights is not None or not (isinstance(cls, type) and issubclass(cls, LearnedQualityMethod)):
         method = create_method(spec.name, weights=spec.weights, settings=settings)
@@ -91,8 +178,12 @@ def score_spec(spec: MethodSpec, dataset: Dataset, scoring: Scoring, context: Ru
         method = cls(checkpoint)
         scored = score_dataset(method, part, scoring_context)
         parts.append(scored)
-        scope = (f"{part.name} images" if scoring.folds else
-                 f"all images (model trained on {trained_on}; no cross-fitting)")
+        if scoring.training_set is not None:
+            scope = f"all images (model trained on {trained_on})"
+        elif scoring.folds:
+            scope = f"{part.name} images"
+        else:
+            scope = f"all images (model trained on {trained_on}; no cross-fitting)"
         scorers.append(_scorer(method, len(scored.paths), scope + (" (trained here on first use)" if trained_here
                                                                    else "")))
     return Scored(parts[0] if not scoring.folds else merge_tables(parts, dataset.paths), scorers)
