@@ -1,12 +1,15 @@
 """The ``fiqa-bench`` command line.
 
-    fiqa-bench list {methods,models,datasets,protocols}
+    fiqa-bench list {methods,models,datasets,protocols,detectors}
     fiqa-bench embed --model M --dataset D [--split S] --out FILE.npz
     fiqa-bench verify --model M --dataset lfw --split devtest --pairs devtest
     fiqa-bench train --method sdd --model dlib-resnet --dataset lfw --split devtrain [--out FILE.pt]
     fiqa-bench score --method sdd --dataset D [--split S] --out FILE.csv
     fiqa-bench run --method sdd --protocol lfw [--out DIR]
     fiqa-bench compare --methods sdd,serfiq,brisque (or all) --protocol lfw [--out DIR]
+    fiqa-bench run --method sdd --protocol pairs --dataset bin:PATH.bin    (or lfw-view2, pairs:LIST)
+    fiqa-bench benchmark --methods all --datasets lfw,lfw-view2,faces94 [--models A,B] [--train-on D]
+    fiqa-bench export-bin --dataset lfw-view2 --out lfw.bin
 
 Global options (before or after the command): ``--data-root`` (default
 ``$FIQA_BENCH_DATA`` or ``../shared/datasets``), ``--cache-dir`` (default
@@ -65,6 +68,14 @@ def _protocol_models(parser: argparse.ArgumentParser) -> None:
                         "'folder:PATH' or a registered dataset")
     parser.epilog = ("A protocol's own options (e.g. bias: --attributes CSV) follow the others; fiqa-bench list "
                      "protocols shows them.")
+
+
+def _train_on(parser: argparse.ArgumentParser) -> None:
+    """``--train-on``: where trained methods' heads are trained."""
+    parser.add_argument("--train-on", default=None, help="train the learned methods' heads on this dataset "
+                        "(lfw:devtrain, faces94, folder:PATH, bin:PATH ...) and score every image with them; "
+                        "refused when it shares people with the scored dataset (default: the shipped heads, "
+                        "cross-fitted where the dataset allows)")
 
 
 def _protocol_options(extra: list[str], protocol: Protocol) -> dict:
@@ -142,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "methods); --set adds settings")
     p.add_argument("--protocol", required=True, help="protocol (fiqa-bench list protocols)")
     p.add_argument("--weights", default=None, help="checkpoint of a trained method (disables cross-fitting)")
+    _train_on(p)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="method setting, e.g. variant=pos-only (repeatable)")
     _protocol_models(p)
@@ -157,10 +169,37 @@ def build_parser() -> argparse.ArgumentParser:
                    "in brackets (sdd,sdd[variant=pos-only],serfiq), or 'all'")
     p.add_argument("--protocol", required=True, help="protocol (fiqa-bench list protocols)")
     _protocol_models(p)
+    _train_on(p)
     p.add_argument("--random-seeds", type=int, default=20, help="random-quality seeds for the band")
     p.add_argument("--n-boot", type=int, default=100, help="paired bootstrap replicates (0 = none)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random band and the bootstrap")
     p.add_argument("--out", type=Path, default=None, help="results folder (default results/compare-<protocol>)")
+    p = sub.add_parser("benchmark", help="the methods on several datasets and models: one table per dataset, "
+                       "then mean ranks, Friedman test, critical-difference diagram and Kendall tau across them")
+    _common(p)
+    p.add_argument("--methods", required=True, help="comma-separated methods (as for compare), or 'all'")
+    p.add_argument("--datasets", required=True, help="comma-separated datasets: identity sets are compared all "
+                   "against all (lfw, lfw:devtest, faces94, folder:PATH), pair-list sets on their pairs "
+                   "(lfw-view2, bin:PATH, pairs:LIST)")
+    p.add_argument("--models", default="dlib-resnet,mobilefacenet-512",
+                   help="comma-separated recognition models; each is read by the methods and deployed")
+    _train_on(p)
+    p.add_argument("--random-seeds", type=int, default=20, help="random-quality seeds for the band")
+    p.add_argument("--n-boot", type=int, default=0, help="paired bootstrap replicates per block (default 0: the "
+                   "verdict rests on the ranks across blocks)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random band and the bootstrap")
+    p.add_argument("--out", type=Path, default=Path("results") / "benchmark", help="results folder "
+                   "(default results/benchmark)")
+
+    p = sub.add_parser("export-bin", help="write a dataset's pair list as an insightface .bin of the project's "
+                       "own 112x112 ArcFace chips (PNG)")
+    _common(p)
+    p.add_argument("--dataset", required=True, help="a dataset with a pair list (lfw-view2, pairs:LIST, lfw ...)")
+    p.add_argument("--split", default=None, help="dataset split")
+    p.add_argument("--pair-list", default=None, help="which of its pair lists (default: the one it is evaluated "
+                   "on; lfw: view2, devtrain, devtest)")
+    p.add_argument("--out", required=True, type=Path, help="the .bin file to write")
+
     p = sub.add_parser("paper", help="regenerate the SDD-FIQA paper's tables and figures (results/paper/)")
     _common(p)
     p.add_argument("--table", type=int, action="append", help="table number (1-4), repeatable")
@@ -255,8 +294,9 @@ def _embeddings(args: argparse.Namespace):  # noqa: ANN202
     from fiqa_bench.pipeline.embedding import embed_dataset
 
     context = _context(args, f"{args.model}@{args.weights}" if args.weights else args.model)
-    dataset = load_dataset(args.dataset, context.data_root, args.split)
+    dataset = load_dataset(args.dataset, context.data_root, args.split, context.cache_dir)
     _say_dataset_notes(dataset)
+    context = context.for_dataset(dataset)
     result = embed_dataset(dataset, context.model(args.model, args.weights), context)
     return dataset, result
 
@@ -354,7 +394,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     rank = current()[0]
     args.quiet = args.quiet or rank != 0
     context = _context(args, args.model)
-    dataset = load_dataset(args.dataset, context.data_root, args.split)
+    dataset = load_dataset(args.dataset, context.data_root, args.split, context.cache_dir)
     out = args.out or trained_checkpoint(context.cache_dir, method, args.model, dataset.name)
     start = time.perf_counter()
     record = TRAINERS.get(method)(dataset, args.model, context, out, options)
@@ -377,8 +417,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     spec = _method_spec(args)
     method = create_method(spec.name, args.weights, args.trained_on, spec.settings)
     context = _context(args, _method_model(method))
-    dataset = load_dataset(args.dataset, context.data_root, args.split)
+    dataset = load_dataset(args.dataset, context.data_root, args.split, context.cache_dir)
     _say_dataset_notes(dataset)
+    context = context.for_dataset(dataset)
     out = args.out or Path("results") / "scores" / f"{file_name(dataset.name)}-{file_name(spec.label)}.csv"
     table = score_dataset(method, dataset, context)
     table.write_csv(out)
@@ -401,7 +442,7 @@ def _request(args: argparse.Namespace, protocol: Protocol, out: Path) -> Request
     return Request(_context(args, args.deployed_model or args.model), out, model=args.model,
                    deployed_model=args.deployed_model, dataset=args.dataset,
                    config=StudyConfig(random_seeds=args.random_seeds, n_boot=args.n_boot, seed=args.seed),
-                   options=_protocol_options(args.extra, protocol))
+                   options=_protocol_options(args.extra, protocol), train_on=args.train_on)
 
 
 def _evaluate(args: argparse.Namespace, default_out: Callable[[str], str],
@@ -431,6 +472,45 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return _evaluate(args, lambda name: f"compare-{name}", lambda protocol, request: protocol.compare(specs, request))
 
 
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from fiqa_bench.method import parse_methods
+    from fiqa_bench.protocol.benchmark import run_benchmark
+    from fiqa_bench.protocol.study import StudyConfig
+
+    specs = parse_methods(args.methods)
+    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    config = StudyConfig(random_seeds=args.random_seeds, n_boot=args.n_boot, seed=args.seed)
+    start = time.perf_counter()
+    folder = run_benchmark(specs, datasets=datasets, models=models, context=_context(args), out_dir=args.out,
+                           config=config, train_on=args.train_on)
+    print((folder / "README.md").read_text())
+    print(f"results in {folder} ({(time.perf_counter() - start) / 60:.1f} min)")
+    return 0
+
+
+def cmd_export_bin(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from fiqa_bench.data import DatasetError, load_dataset
+    from fiqa_bench.pipeline.export import export_bin
+
+    context = _context(args)
+    if args.detector is None:  # insightface cut its crops on a detector's five ArcFace points
+        context = context.but(alignment=replace(context.alignment, detector="retinaface"))
+    dataset = load_dataset(args.dataset, context.data_root, args.split, context.cache_dir)
+    name = args.pair_list or dataset.pair_list
+    if name is None or name not in dataset.pairs:
+        raise DatasetError(f"{dataset.name}: name one of its pair lists with --pair-list "
+                           f"({', '.join(dataset.pairs) or 'it has none'})")
+    start = time.perf_counter()
+    written, left_out = export_bin(dataset, dataset.pairs[name], context, args.out)
+    print(f"wrote {args.out}: {written} pairs of {dataset.name} ({name}) as 112x112 arcface112 PNG chips cut after "
+          f"{context.alignment.detector}; {left_out} pairs left out (an image failed upstream), "
+          f"{time.perf_counter() - start:.1f} s")
+    return 0
+
+
 def cmd_paper(args: argparse.Namespace) -> int:
     from fiqa_bench.protocol.study import StudyConfig
     from fiqa_bench.protocols.paper import parse_items, regenerate
@@ -450,7 +530,7 @@ def cmd_paper(args: argparse.Namespace) -> int:
 #: The commands whose arguments may end with the chosen protocol's own options.
 PROTOCOL_COMMANDS = ("run", "compare")
 COMMANDS = {"run": cmd_run, "compare": cmd_compare, "list": cmd_list, "embed": cmd_embed, "verify": cmd_verify,
-            "train": cmd_train, "score": cmd_score,
+            "train": cmd_train, "score": cmd_score, "benchmark": cmd_benchmark, "export-bin": cmd_export_bin,
             "paper": cmd_paper}
 
 

@@ -134,8 +134,8 @@ def lfw_heldout(lfw_root: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 SLOW_FIXTURES = frozenset({"lfw_devtest_cache", "lfw_heldout"})
-#: Test files whose module-scoped fixtures are expensive (torchrun with two processes: ~15 s).
-GROUPED_FILES = frozenset({"test_distributed"})
+#: Test files whose module-scoped fixtures are expensive (torchrun with two processes: ~15 s; a .bin cut from LFW: ~40 s).
+GROUPED_FILES = frozenset({"test_distributed", "test_bin_against_folder"})
 
 
 def reads_lfw_caches(item: pytest.Item) -> bool:

@@ -301,15 +301,19 @@ def comparisons_from_pairs(
     pairs: np.ndarray,
     identities: np.ndarray,
     *,
+    genuine: np.ndarray | None = None,
     dtype: type = np.float64,
     chunk_size: int = 1 << 20,
 ) -> Comparisons:
-    """Score a given pair list (e.g. LFW ``pairs.txt``); genuine = same identity.
+    """Score a given pair list (e.g. LFW ``pairs.txt``); genuine = same identity, or as the list says.
 
     Args:
         embeddings: ``(N, D)`` feature vectors.
         pairs: ``(P, 2)`` sample indices, ``a != b``; duplicates are kept as given.
-        identities: ``(N,)`` identity labels deciding genuine vs impostor.
+        identities: ``(N,)`` identity labels (the bootstrap's units); they decide genuine vs impostor
+            unless ``genuine`` is given.
+        genuine: ``(P,)`` bool, whether each pair is genuine, as the pair list says (an insightface
+            ``.bin`` file, whose images have no identity labels); None: same identity label.
         dtype: score dtype.
         chunk_size: at most this many pairs scored per block (also capped so that the two gathered
             blocks of rows take about :data:`PAIR_BLOCK_BYTES`).
@@ -332,7 +336,12 @@ def comparisons_from_pairs(
         ua = e[a].astype(np.float64) / norms[a, None]
         ub = e[b].astype(np.float64) / norms[b, None]
         scores[s : s + block] = np.einsum("ij,ij->i", ua, ub)
-    genuine = codes[p[:, 0]] == codes[p[:, 1]]
+    if genuine is None:
+        genuine = codes[p[:, 0]] == codes[p[:, 1]]
+    else:
+        genuine = np.asarray(genuine)
+        if genuine.dtype != np.bool_ or genuine.shape != (len(p),):
+            raise ValueError(f"genuine must be ({len(p)},) bool, got {genuine.dtype} {genuine.shape}")
     idx_dtype = _index_dtype(n)
     g_s, i_s = scores[genuine], scores[~genuine]
     g_p, i_p = p[genuine].astype(idx_dtype), p[~genuine].astype(idx_dtype)

@@ -44,7 +44,7 @@ from fiqa_bench.metrics._common import (
     threshold_from_rejected,
 )
 
-__all__ = ["FMRThreshold", "TARAtFMR", "ROC", "threshold_at_fmr", "tar_at_fmr", "roc"]
+__all__ = ["FMRThreshold", "TARAtFMR", "ROC", "false_matches_allowed", "threshold_at_fmr", "tar_at_fmr", "roc"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,17 @@ class FMRThreshold:
         for key in ("threshold", "highest_rejected", "fmr"):
             d[key] = nan_to_none(np.array([d[key]]))[0]
         return d
+
+
+def false_matches_allowed(fmr: float, n_impostor: int) -> int:
+    """``k``: the most false matches a threshold at ``fmr`` may let through among ``n_impostor`` impostor
+    comparisons, the largest integer with ``k / n_impostor <= fmr`` (3 at FMR 1e-3 among LFW View 2's 3,000
+    impostor pairs: such a threshold is the 4th highest impostor score).
+
+    >>> false_matches_allowed(1e-3, 3000), false_matches_allowed(1e-4, 3000)
+    (3, 0)
+    """
+    return int(allowed_count(check_fmr(fmr), n_impostor))
 
 
 def threshold_at_fmr(impostor_scores: np.ndarray, fmr: float, *, min_false_matches: int = 10) -> FMRThreshold:

@@ -72,6 +72,8 @@ class Request:
         dataset: a dataset spec (``"lfw"``, ``"folder:PATH"`` ...); None: the protocol's default.
         config: the study's settings (FMRs, policies, random band, bootstrap).
         options: the protocol's own options (:attr:`Protocol.options`), by name.
+        train_on: the dataset spec trained methods' heads are trained on (``--train-on``), or None: the
+            shipped heads, cross-fitted where the dataset allows.
     """
 
     context: RunContext
@@ -81,6 +83,7 @@ class Request:
     dataset: str | None = None
     config: StudyConfig = field(default_factory=StudyConfig)
     options: Mapping[str, Any] = field(default_factory=dict)
+    train_on: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out_dir", Path(self.out_dir))

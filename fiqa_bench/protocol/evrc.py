@@ -38,7 +38,7 @@ from typing import Sequence
 
 import numpy as np
 
-from fiqa_bench.data import Dataset, DatasetError, load_dataset
+from fiqa_bench.data import Dataset, DatasetError, Pair, load_dataset
 from fiqa_bench.method import MethodSpec
 from fiqa_bench.pipeline.cache import remove_temporaries, write_text_atomic
 from fiqa_bench.pipeline.context import RunContext
@@ -47,7 +47,7 @@ from fiqa_bench.pipeline.hashing import sha256_json
 from fiqa_bench.pipeline.stores import studies_dir
 from fiqa_bench.protocol import Protocol, Request
 from fiqa_bench.protocol.scoring import Entry, Scored, Scoring, entries, file_name, progress, score_spec
-from fiqa_bench.protocol.study import StudyConfig, StudySet, run_studies
+from fiqa_bench.protocol.study import PairList, StudyConfig, StudySet, run_studies
 from fiqa_bench.report.plots import plot_evrc
 from fiqa_bench.report.provenance import provenance
 from fiqa_bench.report.tables import studies_markdown
@@ -66,6 +66,7 @@ class EVRCRun:
     result: StudySet
     config: StudyConfig
     scoring_note: str
+    pairs_note: str = ""
 
     @property
     def keep(self) -> np.ndarray:
@@ -83,12 +84,27 @@ class EVRCRun:
         return f"quality from {' and '.join(self.quality_models)}, deployed {self.deployed_model}"
 
 
+def kept_pairs(pairs: Sequence[Pair], keep: np.ndarray) -> tuple[PairList, int]:
+    """The listed pairs whose two images are both kept, renumbered into the kept images, and how many
+    pairs were left out because an image failed upstream."""
+    index = np.cumsum(keep) - 1
+    first = np.array([p.first for p in pairs], dtype=np.int64)
+    second = np.array([p.second for p in pairs], dtype=np.int64)
+    genuine = np.array([p.genuine for p in pairs], dtype=bool)
+    both = keep[first] & keep[second]
+    return PairList(np.stack([index[first[both]], index[second[both]]], axis=1), genuine[both]), int((~both).sum())
+
+
 def study(specs: Sequence[MethodSpec], *, protocol: str, dataset: Dataset, context: RunContext,
-          quality_models: Sequence[str], deployed_model: str, config: StudyConfig) -> EVRCRun:
+          quality_models: Sequence[str], deployed_model: str, config: StudyConfig,
+          pairs: Sequence[Pair] | None = None, scoring: Scoring | None = None) -> EVRCRun:
     """Embed, score and study (nothing written): see the module docstring.
 
-    Trained methods are scored as the dataset allows (:meth:`Scoring.of`: cross-fitted over its
-    identity-disjoint parts where it has them).
+    Trained methods are scored as ``scoring`` says, by default as the dataset allows (:meth:`Scoring.of`:
+    cross-fitted over its identity-disjoint parts where it has them).  With ``pairs`` only the listed pairs
+    are compared (a pair-list protocol); a pair with an image that failed upstream is left out and counted.
+    Crops already aligned (:attr:`Dataset.aligned_to`) are read by the detector for such crops
+    (:meth:`RunContext.for_dataset`).
 
     Every method that reads a recognition model is scored once per quality model; all rows share
     the deployed model's comparisons, random band and bootstrap replicates, so the paired
@@ -101,10 +117,10 @@ def study(specs: Sequence[MethodSpec], *, protocol: str, dataset: Dataset, conte
     quality_models = [model_reference(m) for m in quality_models]
     deployed_model = model_reference(deployed_model)
     rows = entries(specs, quality_models, deployed_model)
-    scoring = Scoring.of(dataset)
+    scoring = scoring or Scoring.of(dataset)
     say = progress(context)
     say(f"{protocol}: embedding {len(dataset)} images of {dataset.name} with {deployed_model}")
-    deployed_context = context.for_model(deployed_model)
+    deployed_context = context.for_dataset(dataset).for_model(deployed_model)
     emb = embed_dataset(dataset, deployed_context.model(deployed_model), deployed_context)
     scored = {}
     for entry in rows:
@@ -113,17 +129,26 @@ def study(specs: Sequence[MethodSpec], *, protocol: str, dataset: Dataset, conte
         if list(scored[entry.label].table.paths) != list(emb.paths):
             raise RuntimeError("internal error: score rows do not follow the dataset order")
     keep = ~emb.failed
+    pair_list, pairs_note = None, ""
+    if pairs is not None:
+        pair_list, dropped = kept_pairs(pairs, keep)
+        genuine = int(pair_list.genuine.sum())
+        pairs_note = (f"Compared: the {len(pairs)} listed pairs of {dataset.pair_list or 'the pair list'} "
+                      f"({genuine} genuine, {len(pair_list.genuine) - genuine} impostor kept); {dropped} pairs "
+                      f"left out because an image failed upstream.")
     result = run_studies({label: s.table.quality[keep] for label, s in scored.items()}, emb.embeddings[keep],
-                         emb.identities[keep], config, say, checkpoint_dir=studies_dir(context.cache_dir))
-    return EVRCRun(protocol, dataset, rows, deployed_model, emb, scored, result, config, scoring.note)
+                         emb.identities[keep], config, say, checkpoint_dir=studies_dir(context.cache_dir),
+                         pairs=pair_list)
+    return EVRCRun(protocol, dataset, rows, deployed_model, emb, scored, result, config, scoring.note, pairs_note)
 
 
 def evaluate(specs: Sequence[MethodSpec], *, protocol: str, dataset: Dataset, context: RunContext,
-             out_dir: Path, quality_model: str, deployed_model: str, config: StudyConfig) -> Path:
+             out_dir: Path, quality_model: str, deployed_model: str, config: StudyConfig,
+             pairs: Sequence[Pair] | None = None, scoring: Scoring | None = None) -> Path:
     """:func:`study`, then the results folder written (see the module docstring); returns its path."""
     started = provenance()  # the code as the run starts, before any output (which could mark the tree dirty)
-    run = study(specs, protocol=protocol, dataset=dataset, context=context,
-                quality_models=[quality_model], deployed_model=deployed_model, config=config)
+    run = study(specs, protocol=protocol, dataset=dataset, context=context, quality_models=[quality_model],
+                deployed_model=deployed_model, config=config, pairs=pairs, scoring=scoring)
     return write_run(run, Path(out_dir), started, context)
 
 
@@ -161,6 +186,7 @@ def run_provenance(run: EVRCRun) -> dict:
         protocol=run.protocol, methods=[e.label for e in run.entries], deployed_model=run.deployed_model,
         quality_models={e.label: e.quality_model for e in run.entries}, deployed_model_fingerprint=emb.meta["model_fingerprint"],
         scorers={label: s.scorers for label, s in run.scored.items()}, dataset=run.dataset.name,
+        **({"pairs": run.pairs_note} if run.pairs_note else {}),
         dataset_list_sha256=sha256_json(emb.image_sha256.tolist()), alignment=emb.meta["alignment"],
         study=asdict(run.config), scoring=run.scoring_note,
     )
@@ -178,6 +204,11 @@ def header(run: EVRCRun) -> str:
              f"{len(run.dataset)} images of {run.dataset.name}, {models}; the deployed model's faces detected by "
              f"{emb.meta['detector']}; {int(emb.failed.sum())} images failed upstream and were left out; "
              f"{emb.meta['n_fallback_box']} had no face found and were aligned on the fallback box.", ""]
+    if run.dataset.aligned_to is not None:
+        lines += [f"The images are crops already aligned to the {run.dataset.aligned_to} template; chips were cut "
+                  f"from where that template puts the face ({emb.meta['detector']}), not detected.", ""]
+    if run.pairs_note:
+        lines += [run.pairs_note, ""]
     if run.scoring_note:
         lines += [run.scoring_note, ""]
     for entry in run.entries:
@@ -216,6 +247,9 @@ def checked_dataset(dataset: Dataset) -> Dataset:
     if not len(dataset):
         raise DatasetError(f"{dataset.name} holds no image")
     counts = Counter(dataset.identities)
+    if not dataset.has_identities and dataset.pair_list is not None:
+        raise DatasetError(f"{dataset.name} does not say who is in its images (only whether its listed pairs show "
+                           f"one person), so it cannot be compared all against all; use --protocol pairs")
     if not dataset.has_identities or not any(n >= 2 for n in counts.values()):
         raise DatasetError(f"{dataset.name}: none of its {len(counts)} identities has two or more images, so there "
                            f"is no genuine comparison to study")
@@ -249,16 +283,40 @@ class EVRCProtocol(Protocol):
             raise DatasetError(f"protocol {self.name!r} runs on {self.dataset} only; for {request.dataset!r} use "
                                f"--protocol evrc")
         split = self.split if spec == self.dataset else None
-        return checked_dataset(load_dataset(spec, request.context.data_root, split))
+        return self.checked(load_dataset(spec, request.context.data_root, split, request.context.cache_dir))
+
+    def checked(self, dataset: Dataset) -> Dataset:
+        """``dataset``, refused when this protocol cannot study it (:func:`checked_dataset`)."""
+        return checked_dataset(dataset)
+
+    def pairs(self, dataset: Dataset, request: Request) -> Sequence[Pair] | None:
+        """The pairs to compare; None: every image with every other (this protocol)."""
+        return None
+
+    def study_config(self, request: Request) -> StudyConfig:
+        """The study's settings: the request's."""
+        return request.config
+
+    def scoring(self, dataset: Dataset, request: Request) -> Scoring:
+        """How trained methods score ``dataset``: heads trained on ``request.train_on`` when it names a
+        training set, else as the dataset allows (:meth:`Scoring.of`)."""
+        if request.train_on is None:
+            return Scoring.of(dataset)
+        return Scoring.trained_on(dataset, request.train_on, request.context)
 
     def compare(self, methods: Sequence[MethodSpec], request: Request) -> Path:
         """Evaluate ``methods`` on the same comparisons, random band and bootstrap replicates."""
-        return evaluate(methods, protocol=self.name, dataset=self.load(request), context=request.context,
+        dataset = self.load(request)
+        return evaluate(methods, protocol=self.name, dataset=dataset, context=request.context,
                         out_dir=request.out_dir, quality_model=request.model, deployed_model=request.deployed,
-                        config=request.config)
+                        config=self.study_config(request), pairs=self.pairs(dataset, request),
+                        scoring=self.scoring(dataset, request))
 
     def study(self, methods: Sequence[MethodSpec], request: Request, quality_models: Sequence[str]) -> EVRCRun:
         """The study of :meth:`compare` with each method on each of ``quality_models``, not written (for
         protocols that combine several)."""
-        return study(methods, protocol=self.name, dataset=self.load(request), context=request.context,
-                     quality_models=quality_models, deployed_model=request.deployed, config=request.config)
+        dataset = self.load(request)
+        return study(methods, protocol=self.name, dataset=dataset, context=request.context,
+                     quality_models=quality_models, deployed_model=request.deployed,
+                     config=self.study_config(request), pairs=self.pairs(dataset, request),
+                     scoring=self.scoring(dataset, request))

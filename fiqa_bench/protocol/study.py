@@ -44,6 +44,7 @@ from fiqa_bench.metrics import (
     EVRCResult,
     all_vs_all,
     bootstrap_replicates,
+    comparisons_from_pairs,
     evrc,
 )
 from fiqa_bench.metrics.summaries import aoc_or_nan
@@ -63,8 +64,11 @@ class StudyConfig:
     n_boot: int = 100
     confidence: float = 0.95
     seed: int = 0
+    min_false_matches: int = 10
 
     def __post_init__(self) -> None:
+        if self.min_false_matches < 1:
+            raise ValueError(f"min_false_matches must be >= 1, got {self.min_false_matches}")
         if self.random_seeds < 2:
             raise ValueError(f"random_seeds must be >= 2 to give a band, got {self.random_seeds}")
         if self.n_boot < 0:
@@ -127,15 +131,46 @@ class Study:
         }
 
 
+@dataclass(frozen=True)
+class PairList:
+    """The comparisons of a pair-list study: which samples each listed pair compares, and whether the
+    list calls it genuine (the samples' identities may be pseudo-labels, e.g. of an insightface ``.bin``).
+
+    Attributes:
+        indices: ``(P, 2)`` sample indices.
+        genuine: ``(P,)`` bool.
+    """
+
+    indices: np.ndarray
+    genuine: np.ndarray
+
+    def __post_init__(self) -> None:
+        indices, genuine = np.asarray(self.indices), np.asarray(self.genuine, dtype=bool)
+        if indices.ndim != 2 or indices.shape[1] != 2 or genuine.shape != (len(indices),):
+            raise ValueError(f"a pair list needs (P, 2) indices and (P,) flags, got {indices.shape} and "
+                             f"{genuine.shape}")
+        object.__setattr__(self, "indices", indices)
+        object.__setattr__(self, "genuine", genuine)
+
+
+def _comparisons(embeddings: np.ndarray, identities: np.ndarray, pairs: PairList | None) -> Comparisons:
+    """All against all, or the listed pairs only (genuine as the list says)."""
+    if pairs is None:
+        return all_vs_all(embeddings, identities)
+    return comparisons_from_pairs(embeddings, pairs.indices, identities, genuine=pairs.genuine)
+
+
 def _aocs(result: EVRCResult, config: StudyConfig) -> dict[tuple[str, float], float]:
     return {(p, f): aoc_or_nan(result.get(p, f)) for p in config.policies for f in config.fmrs}
 
 
 def study_digest(embeddings: np.ndarray, identities: np.ndarray, qualities: list[np.ndarray],
-                 config: StudyConfig) -> str:
-    """sha256 of everything a study step depends on (array bytes, shapes, dtypes, settings)."""
+                 config: StudyConfig, pairs: PairList | None = None) -> str:
+    """sha256 of everything a study step depends on (array bytes, shapes, dtypes, settings, the pair list)."""
     h = hashlib.sha256(repr(sorted(asdict(config).items())).encode())
     arrays = [np.asarray(embeddings), np.asarray(identities).astype(str)]
+    if pairs is not None:
+        arrays += [pairs.indices.astype(np.int64), pairs.genuine]
     arrays += [np.asarray(q, np.float64) for q in qualities]
     for array in arrays:
         h.update(f"{array.dtype.str}{array.shape}".encode())
@@ -210,7 +245,7 @@ def _random_band(comps: Comparisons, n: int, config: StudyConfig, store: StepSto
         step = store.get(f"random-{index}")
         if step is None:
             random_result = evrc(comps, random_qualities, fmrs=config.fmrs, policies=config.policies,
-                                 axis=config.axis)
+                                 axis=config.axis, min_false_matches=config.min_false_matches)
             step = {"aoc": {_key(*k): v for k, v in _aocs(random_result, config).items()},
                     "fnmr": {_key(c.policy, c.fmr_target): c.fnmr.tolist() for c in random_result.curves}}
             store.put(f"random-{index}", step)
@@ -244,7 +279,8 @@ def _replicates(comps: Comparisons, qualities: list[np.ndarray], estimates: np.n
             continue
         part = bootstrap_replicates(comps, qualities, statistic="aoc", fmrs=config.fmrs, policies=config.policies,
                                     axis=config.axis, n_boot=min(BOOTSTRAP_CHUNK, config.n_boot - start),
-                                    seed=config.seed, start=start, estimates=estimates)
+                                    seed=config.seed, start=start, estimates=estimates,
+                                    min_false_matches=config.min_false_matches)
         store.put(f"bootstrap-{start}", {"replicates": part.to_dict()})
         parts.append(part)
     if reused:
@@ -259,17 +295,20 @@ def run_studies(
     config: StudyConfig = StudyConfig(),
     progress: Callable[[str], None] | None = None,
     checkpoint_dir: Path | None = None,
+    pairs: PairList | None = None,
 ) -> StudySet:
     """EVRC, AOC, bootstrap intervals and the shared random band for every quality measure.
 
     Args:
         measures: label -> ``(N,)`` qualities, higher = better; NaN = not assessed.
         embeddings: ``(N, D)`` unit embeddings of the deployed model (no NaN rows).
-        identities: ``(N,)`` identity labels.
+        identities: ``(N,)`` identity labels (the bootstrap's units).
         config: study settings.
         progress: called with a short message before each long step.
         checkpoint_dir: where finished random-band seeds and bootstraps are kept
             for reruns and resumption (None: nowhere).
+        pairs: compare only these pairs (a pair-list protocol: LFW View 2, an insightface ``.bin``);
+            None: every sample with every other.
     """
     say = progress or (lambda message: None)
     if not measures:
@@ -281,21 +320,23 @@ def run_studies(
             raise ValueError(f"{label}: {q.shape} qualities for {len(embeddings)} images")
     if not np.isfinite(embeddings).all():
         raise ValueError("embeddings contain NaN rows; leave failed images out of the study")
-    say(f"comparing all {len(embeddings)} images with each other")
-    comps = all_vs_all(embeddings, identities)
+    say(f"comparing all {len(embeddings)} images with each other" if pairs is None else
+        f"comparing the {len(pairs.indices)} listed pairs of {len(embeddings)} images")
+    comps = _comparisons(embeddings, identities, pairs)
     random_aoc, random_fnmr = _random_band(
-        comps, len(embeddings), config, StepStore(checkpoint_dir, study_digest(embeddings, identities, [], config)),
-        say)
+        comps, len(embeddings), config,
+        StepStore(checkpoint_dir, study_digest(embeddings, identities, [], config, pairs)), say)
     studies = {}
     for label, q in zip(labels, qualities):
         say(f"EVRC of {label}")
-        curves = evrc(comps, q, fmrs=config.fmrs, policies=config.policies, axis=config.axis)
+        curves = evrc(comps, q, fmrs=config.fmrs, policies=config.policies, axis=config.axis,
+                      min_false_matches=config.min_false_matches)
         studies[label] = Study(label, config, curves, _aocs(curves, config), random_aoc=random_aoc,
                                random_fnmr=random_fnmr, n_nan_qualities=int(np.isnan(q).sum()),
                                comparisons=comps.to_dict())
     result = StudySet(labels, studies)
     if config.n_boot:
-        store = StepStore(checkpoint_dir, study_digest(embeddings, identities, qualities, config))
+        store = StepStore(checkpoint_dir, study_digest(embeddings, identities, qualities, config, pairs))
         estimates = np.array([[[studies[label].aoc[(p, f)] for f in config.fmrs] for p in config.policies]
                               for label in labels])
         replicates = _replicates(comps, qualities, estimates, config, store, say)

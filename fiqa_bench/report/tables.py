@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from fiqa_bench.metrics.summaries import edc_pauc
+from fiqa_bench.metrics.thresholds import false_matches_allowed
 from fiqa_bench.protocol.study import StudySet
 
 
@@ -38,6 +40,27 @@ def aoc_table(result: StudySet, policy: str) -> str:
                  _fmt(float(np.mean(means)))])
     rows.append(["random, 95th percentile", *(_fmt(p) for p in p95), _fmt(float(np.mean(p95)))])
     frame = pd.DataFrame(rows, columns=["quality", *fmr_columns, "Avg"])
+    return frame.to_markdown(index=False, disable_numparse=True)
+
+
+#: The discard limit of the ISO/IEC 29794-1 partial area under the EDC reported beside the AOC.
+PAUC_LIMIT = 0.20
+
+
+def _pauc_or_nan(curve: object) -> float:
+    try:
+        return edc_pauc(curve, PAUC_LIMIT)  # type: ignore[arg-type]
+    except ValueError:  # undefined: too few impostors for the FMR somewhere below the limit
+        return float("nan")
+
+
+def pauc_table(result: StudySet, policy: str) -> str:
+    """ISO/IEC 29794-1 pAUC: the area under the EDC (FNMR against the fraction of genuine comparisons
+    discarded, step rule) from 0 to :data:`PAUC_LIMIT`, per measure and FMR (lower = better)."""
+    config = result.studies[result.labels[0]].config
+    rows = [[label, *(_fmt(_pauc_or_nan(result.studies[label].curves.get(policy, f))) for f in config.fmrs)]
+            for label in result.labels]
+    frame = pd.DataFrame(rows, columns=["quality", *(f"FMR={f:g}" for f in config.fmrs)])
     return frame.to_markdown(index=False, disable_numparse=True)
 
 
@@ -75,6 +98,9 @@ def studies_markdown(result: StudySet) -> str:
                                 for f in config.fmrs)
             out.append(f"{label} above the random band's 95th percentile: {verdict}.")
         out.append("")
+        if config.axis == "comparisons":
+            out += [f"ISO/IEC 29794-1 pAUC, {policy} threshold: area under the EDC up to {PAUC_LIMIT:.0%} of the "
+                    f"genuine comparisons discarded (lower = better)", "", pauc_table(result, policy), ""]
     if len(result.labels) > 1 and result.differences:
         out += [f"### Which method beats which ({config.confidence:.0%} paired bootstrap intervals)", "",
                 "Each cell is AOC(row) - AOC(column) on the same identity resamples, with its interval; "
@@ -89,9 +115,17 @@ def studies_markdown(result: StudySet) -> str:
     if first.ci:
         notes.append(f"Brackets: {config.confidence:.0%} percentile bootstrap intervals over {config.n_boot} "
                      f"identity resamples (all comparisons of each resample).")
+    rule = config.min_false_matches
     if any(np.isnan(v) for label in result.labels for v in result.studies[label].aoc.values()):
-        notes.append("n/a: undefined, because fewer than 10/FMR impostor comparisons remain at high discard "
-                     "ratios for that FMR (the threshold would rest on fewer than 10 false matches).")
+        notes.append(f"n/a: undefined, because fewer than {rule}/FMR impostor comparisons remain at high discard "
+                     f"ratios for that FMR (the threshold would rest on fewer than {rule} false matches).")
+    short = [f for f in config.fmrs if false_matches_allowed(f, c.get("n_impostor", 0)) < rule]
+    if short:
+        allowed = "; ".join(f"FMR={f:g}: {false_matches_allowed(f, c.get('n_impostor', 0))}" for f in config.fmrs)
+        notes.append(f"False matches a threshold may rest on among the {c.get('n_impostor')} impostor comparisons "
+                     f"before any discard: {allowed}.  Below the rule's {rule} "
+                     f"({', '.join(f'{f:g}' for f in short)}) the threshold is a few impostors' scores and the "
+                     f"AOC is not reported (n/a); more impostor pairs, or --min-false-matches, would give one.")
     for label in result.labels:
         if result.studies[label].n_nan_qualities:
             notes.append(f"{label}: {result.studies[label].n_nan_qualities} images had no quality and were "
