@@ -55,7 +55,7 @@ def test_a_benchmark_studies_each_set_as_it_asks_and_ranks_across_them(three_set
                   out_dir=out, config=config)
     record = json.loads((out / "verdict.json").read_text())
     assert [b["protocol"] for b in record["blocks"]] == ["evrc", "pairs", "pairs"]
-    assert "Compared: the 72 listed pairs of pairs (24 genuine, 48 impostor kept)" in \
+    assert "Compared: the 72 listed pairs only (24 genuine and 48 impostor pairs kept)" in \
         (out / record["blocks"][1]["folder"] / "table.md").read_text()
     assert "36 images of folder:" in (out / record["blocks"][0]["folder"] / "table.md").read_text()
     verdict = record["verdicts"]["fixed"]
@@ -68,8 +68,8 @@ def test_a_benchmark_studies_each_set_as_it_asks_and_ranks_across_them(three_set
 
 
 def test_block_scores_use_only_fmrs_every_method_has() -> None:
-    blocks = [Block("a", "m", "evrc", "a-m", {"fixed": {"x": 0.2, "y": 0.1}}, {"fixed": [0.01]}),
-              Block("b", "m", "pairs", "b-m", {}, {"fixed": []})]
+    blocks = [Block("a", "m", "evrc", "a-m", {"fixed": {"x": 0.2, "y": 0.1}}, {"fixed": [0.01]}, {}),
+              Block("b", "m", "pairs", "b-m", {}, {"fixed": []}, {"fixed": "too few impostors for every FMR"})]
     table = score_table(blocks, "fixed")
     assert list(table.index) == ["a on m"] and table.loc["a on m", "x"] == 0.2
     assert score_table(blocks, "recomputed").empty

@@ -55,6 +55,7 @@ class Block:
         folder: its results folder, relative to the benchmark's.
         aoc: ``policy -> {method: mean AOC over fmrs[policy]}`` (absent where no FMR is defined for all).
         fmrs: ``policy -> the FMRs whose AOC every method has on this block``.
+        why: ``policy -> why no FMR is`` (for the policies absent from ``aoc``).
     """
 
     dataset: str
@@ -63,17 +64,20 @@ class Block:
     folder: str
     aoc: dict[str, dict[str, float]]
     fmrs: dict[str, list[float]]
+    why: dict[str, str]
 
     @property
     def label(self) -> str:
         return f"{self.dataset} on {self.model}"
 
 
-def block_scores(run: EVRCRun) -> tuple[dict[str, dict[str, float]], dict[str, list[float]]]:
-    """Per policy: each method's mean AOC over the FMRs at which every method's AOC is defined, and those FMRs."""
+def block_scores(run: EVRCRun) -> tuple[dict[str, dict[str, float]], dict[str, list[float]], dict[str, str]]:
+    """Per policy: each method's mean AOC over the FMRs at which every method's AOC is defined, those FMRs, and,
+    for a policy with none, why (no error before discard, or too few impostors)."""
     result, config = run.result, run.config
     aoc: dict[str, dict[str, float]] = {}
     fmrs: dict[str, list[float]] = {}
+    why: dict[str, str] = {}
     for policy in config.policies:
         defined = [f for f in config.fmrs
                    if all(np.isfinite(result.studies[label].aoc[(policy, f)]) for label in result.labels)]
@@ -81,7 +85,19 @@ def block_scores(run: EVRCRun) -> tuple[dict[str, dict[str, float]], dict[str, l
         if defined:
             aoc[policy] = {label: float(np.mean([result.studies[label].aoc[(policy, f)] for f in defined]))
                            for label in result.labels}
-    return aoc, fmrs
+            continue
+        why[policy] = "; ".join(f"FMR {f:g}: {_undefined(run, policy, f)}" for f in config.fmrs)
+    return aoc, fmrs, why
+
+
+def _undefined(run: EVRCRun, policy: str, fmr: float) -> str:
+    """Why some method's AOC at ``fmr`` is undefined on this block, in a few words."""
+    curves = [run.result.studies[label].curves.get(policy, fmr) for label in run.result.labels]
+    if all(c.insufficient[0] for c in curves):
+        return "too few impostors"
+    if any(c.fnmr[0] == 0 for c in curves):
+        return "no error before discard"
+    return "too few impostors at high discard"
 
 
 def protocol_for(dataset: Dataset) -> EVRCProtocol:
@@ -128,17 +144,16 @@ def run_benchmark(specs: Sequence[MethodSpec], *, datasets: Sequence[str], model
                         deployed_model=model, config=protocol.study_config(request),
                         pairs=protocol.pairs(dataset, request), scoring=protocol.scoring(dataset, request))
             write_run(run, out_dir / folder, started, context)
-            aoc, fmrs = block_scores(run)
-            blocks.append(Block(dataset.name, model, protocol.name, folder, aoc, fmrs))
+            blocks.append(Block(dataset.name, model, protocol.name, folder, *block_scores(run)))
     verdicts = {}
     lines = [f"# Benchmark: {len(specs)} methods on {len(loaded)} datasets x {len(models)} models", "",
              _blocks_markdown(blocks, config), ""]
     for policy in config.policies:
         table = score_table(blocks, policy)
-        left_out = [b.label for b in blocks if policy not in b.aoc]
+        left_out = [f"{b.label} ({b.why[policy]})" for b in blocks if policy not in b.aoc]
         lines += [f"## Verdict, {policy} threshold", ""]
         if left_out:
-            lines += [f"Left out (no FMR at which every method's AOC is defined): {', '.join(left_out)}.", ""]
+            lines += [f"Left out, for no FMR at which every method's AOC is defined: {'; '.join(left_out)}.", ""]
         if len(table) < 2:
             lines += [f"Fewer than two blocks have {policy}-threshold scores: no verdict.", ""]
             continue

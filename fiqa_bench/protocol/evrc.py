@@ -40,6 +40,7 @@ import numpy as np
 
 from fiqa_bench.data import Dataset, DatasetError, Pair, load_dataset
 from fiqa_bench.method import MethodSpec
+from fiqa_bench.metrics.thresholds import false_matches_allowed
 from fiqa_bench.pipeline.cache import remove_temporaries, write_text_atomic
 from fiqa_bench.pipeline.context import RunContext
 from fiqa_bench.pipeline.embedding import Embeddings, embed_dataset
@@ -133,9 +134,9 @@ def study(specs: Sequence[MethodSpec], *, protocol: str, dataset: Dataset, conte
     if pairs is not None:
         pair_list, dropped = kept_pairs(pairs, keep)
         genuine = int(pair_list.genuine.sum())
-        pairs_note = (f"Compared: the {len(pairs)} listed pairs of {dataset.pair_list or 'the pair list'} "
-                      f"({genuine} genuine, {len(pair_list.genuine) - genuine} impostor kept); {dropped} pairs "
-                      f"left out because an image failed upstream.")
+        pairs_note = (f"Compared: the {len(pairs)} listed pairs only ({genuine} genuine and "
+                      f"{len(pair_list.genuine) - genuine} impostor pairs kept), genuine as the list says; "
+                      f"{dropped} pairs left out because an image failed upstream.")
     result = run_studies({label: s.table.quality[keep] for label, s in scored.items()}, emb.embeddings[keep],
                          emb.identities[keep], config, say, checkpoint_dir=studies_dir(context.cache_dir),
                          pairs=pair_list)
@@ -221,6 +222,10 @@ def header(run: EVRCRun) -> str:
     return "\n".join(lines) + "\n\n"
 
 
+#: What the discard axis of each study axis counts, for the figures.
+DISCARD_AXES = {"images": "ratio of unconsidered images", "comparisons": "fraction of genuine comparisons discarded"}
+
+
 def plot_run(run: EVRCRun, out_dir: Path) -> list[str]:
     """``evrc-<policy>.png`` per threshold policy: a curve per method and the random band."""
     result, config = run.result, run.config
@@ -234,11 +239,16 @@ def plot_run(run: EVRCRun, out_dir: Path) -> list[str]:
             warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
             band = {f: tuple(np.nanpercentile(first.random_fnmr[(policy, f)], q, axis=0) for q in (5, 50, 95))
                     for f in config.fmrs}
+        n_impostor = int(first.comparisons.get("n_impostor", 0))
+        empty = {f: f"n/a: fewer than {config.min_false_matches} false matches\nto set the threshold on "
+                    f"(FMR {f:g} of {n_impostor} impostors\nallows {false_matches_allowed(f, n_impostor)})"
+                 for f in config.fmrs if not any(np.isfinite(per[f]).any() for per in fnmr.values())}
         names.append(f"evrc-{policy}.png")
         plot_evrc(out_dir / names[-1], discard, fnmr, band,
                   title=f"EVRC on {run.dataset.name} ({run.protocol}; "
                         f"{first.comparisons.get('n_genuine')} genuine comparisons), "
-                        f"{run.direction}, {policy} threshold")
+                        f"{run.direction}, {policy} threshold",
+                  xlabel=DISCARD_AXES[config.axis], empty=empty)
     return names
 
 

@@ -52,6 +52,8 @@ def plot_evrc(
     curves: dict[str, dict[float, np.ndarray]],
     band: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
     title: str = "",
+    xlabel: str = "ratio of unconsidered images",
+    empty: dict[float, str] | None = None,
 ) -> None:
     """One panel per FMR: FNMR against the ratio of unconsidered images (like SDD-FIQA Fig. 4).
 
@@ -61,6 +63,8 @@ def plot_evrc(
         curves: method label -> {FMR: ``(P,)`` FNMR}.
         band: FMR -> (low, mean, high) FNMR of the random-quality reference.
         title: figure title.
+        xlabel: what the discard axis counts.
+        empty: FMR -> why its panel has no curve, written in the panel.
     """
     plt = pyplot()
 
@@ -75,7 +79,9 @@ def plot_evrc(
             if fmr in per:
                 ax.plot(discard, per[fmr], lw=1.6, color=colour, ls=style, label=label)
         ax.set_title(f"FMR = {fmr:g}")
-        ax.set_xlabel("ratio of unconsidered images")
+        if empty and fmr in empty:
+            ax.text(0.5, 0.5, empty[fmr], transform=ax.transAxes, ha="center", va="center", fontsize=9, wrap=True)
+        ax.set_xlabel(xlabel)
         ax.set_ylabel("FNMR")
         ax.set_xlim(0, float(discard.max()))
         ax.set_ylim(bottom=0)

@@ -116,9 +116,17 @@ def studies_markdown(result: StudySet) -> str:
         notes.append(f"Brackets: {config.confidence:.0%} percentile bootstrap intervals over {config.n_boot} "
                      f"identity resamples (all comparisons of each resample).")
     rule = config.min_false_matches
-    if any(np.isnan(v) for label in result.labels for v in result.studies[label].aoc.values()):
+    undefined = [result.studies[label].curves.get(policy, fmr) for label in result.labels
+                 for (policy, fmr), value in result.studies[label].aoc.items() if np.isnan(value)]
+    if any(curve.insufficient.any() for curve in undefined):
         notes.append(f"n/a: undefined, because fewer than {rule}/FMR impostor comparisons remain at high discard "
                      f"ratios for that FMR (the threshold would rest on fewer than {rule} false matches).")
+    no_error = sorted({f"{curve.policy} at FMR {curve.fmr_target:g}" for curve in undefined
+                       if not curve.insufficient[0] and curve.fnmr[0] == 0})
+    if no_error:
+        notes.append(f"n/a ({'; '.join(no_error)}): the deployed model rejects no genuine comparison before any "
+                     f"discard, so there is no error for a quality score to remove and the AOC, relative to that "
+                     f"FNMR, is undefined.")
     short = [f for f in config.fmrs if false_matches_allowed(f, c.get("n_impostor", 0)) < rule]
     if short:
         allowed = "; ".join(f"FMR={f:g}: {false_matches_allowed(f, c.get('n_impostor', 0))}" for f in config.fmrs)
