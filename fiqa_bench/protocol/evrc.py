@@ -240,8 +240,9 @@ def plot_run(run: EVRCRun, out_dir: Path) -> list[str]:
             band = {f: tuple(np.nanpercentile(first.random_fnmr[(policy, f)], q, axis=0) for q in (5, 50, 95))
                     for f in config.fmrs}
         n_impostor = int(first.comparisons.get("n_impostor", 0))
-        empty = {f: f"n/a: fewer than {config.min_false_matches} false matches\nto set the threshold on "
-                    f"(FMR {f:g} of {n_impostor} impostors\nallows {false_matches_allowed(f, n_impostor)})"
+        empty = {f: f"n/a: FMR {f:g} of {n_impostor}\nimpostors allows "
+                    f"{false_matches_allowed(f, n_impostor)} false\nmatches; a threshold\nneeds "
+                    f"{config.min_false_matches}"
                  for f in config.fmrs if not any(np.isfinite(per[f]).any() for per in fnmr.values())}
         names.append(f"evrc-{policy}.png")
         plot_evrc(out_dir / names[-1], discard, fnmr, band,

@@ -80,7 +80,8 @@ def plot_evrc(
                 ax.plot(discard, per[fmr], lw=1.6, color=colour, ls=style, label=label)
         ax.set_title(f"FMR = {fmr:g}")
         if empty and fmr in empty:
-            ax.text(0.5, 0.5, empty[fmr], transform=ax.transAxes, ha="center", va="center", fontsize=9, wrap=True)
+            ax.text(0.5, 0.5, empty[fmr], transform=ax.transAxes, ha="center", va="center", fontsize=9,
+                    bbox={"facecolor": "white", "edgecolor": "0.7"})
         ax.set_xlabel(xlabel)
         ax.set_ylabel("FNMR")
         ax.set_xlim(0, float(discard.max()))
