@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from fiqa_bench.data import DatasetError, load_dataset
-from fiqa_bench.data.bin import MARKER, extraction_dir
+from fiqa_bench.data.bin import MARKER
+from fiqa_bench.pipeline.stores import bin_images_dir
 from fiqa_bench.formats.insightface_bin import BinFile, BinFormatError, read_bin, write_bin
 from fiqa_bench.pipeline.hashing import sha256_file
 
@@ -187,7 +188,7 @@ def test_load_extracts_the_exact_bytes_and_gives_the_pairs(tmp_path: Path) -> No
     write_bin(path, IMAGES, ISSAME)
     cache = tmp_path / "cache"
     dataset = load_dataset("bin:" + str(path), tmp_path / "no-data-root", cache_dir=cache)
-    folder = extraction_dir(cache, sha256_file(path))
+    folder = bin_images_dir(cache, sha256_file(path))
     assert folder == cache / "datasets" / "bin" / sha256_file(path)[:16]
     assert dataset.name == "bin:calfw" and dataset.root == folder
     assert dataset.relative_paths() == ["00000.png", "00001.jpg", "00002.png", "00003.jpg", "00004.png", "00005.png"]

@@ -45,11 +45,8 @@ from fiqa_bench.data.base import (
 from fiqa_bench.formats.insightface_bin import BinFile, BinFormatError, image_suffix, read_bin
 from fiqa_bench.pipeline.cache import atomic_write, file_lock, remove_temporaries
 from fiqa_bench.pipeline.hashing import sha256_file
+from fiqa_bench.pipeline.stores import bin_images_dir
 
-#: The cache folder the images of ``.bin`` files are extracted into, one subfolder per file.
-CACHE_FOLDER = ("datasets", "bin")
-#: Hex digits of the ``.bin`` file's sha256 that name its folder.
-DIGEST_CHARS = 16
 #: Written into a folder after its last image: a folder without it is completed on the next load.
 MARKER = ".complete"
 LOCK = ".lock"
@@ -75,11 +72,6 @@ def resolve_bin_path(argument: str, data_root: Path) -> Path:
             return path
     raise DatasetError(f"insightface .bin file not found: tried {' and '.join(str(p) for p in tried)} "
                        f"(give bin:PATH, absolute or relative to the current directory or the data root)")
-
-
-def extraction_dir(cache_dir: Path, digest: str) -> Path:
-    """Where the images of the ``.bin`` file with sha256 ``digest`` are extracted."""
-    return Path(cache_dir).joinpath(*CACHE_FOLDER, digest[:DIGEST_CHARS])
 
 
 def image_names(content: BinFile) -> list[str]:
@@ -162,7 +154,7 @@ def load_bin(path: Path, cache_dir: Path) -> Dataset:
         raise DatasetError(f"cannot read the .bin file {path}: {err.strerror or err}") from None
     if content.n_pairs == 0:
         raise DatasetError(f"{path} holds no pairs")
-    folder = extraction_dir(cache_dir, digest)
+    folder = bin_images_dir(cache_dir, digest)
     try:
         paths = extract_images(content, folder, path)
     except OSError as err:

@@ -12,6 +12,7 @@ Every folder of the cache, relative to its root (``--cache-dir``,
     scores/<method fingerprint[:32]>/<alignment digest>/       a quality method's native scores
     trained/<stem>-<model>-<dataset slug>[-<key>].pt           checkpoints trained on first use
     studies/                                                   an EVRC study's finished steps
+    datasets/bin/<.bin file's sha256[:16]>/                    an insightface .bin's images, extracted
 
 Each per-image folder is a :class:`~fiqa_bench.pipeline.cache.KeyedStore`
 (keyed by the image's content, :func:`~fiqa_bench.pipeline.hashing.file_key`);
@@ -112,3 +113,8 @@ def studies_dir(cache: Path) -> Path:
     """Where an EVRC study keeps its finished random-band seeds and bootstrap steps
     (:class:`~fiqa_bench.pipeline.cache.StepStore`)."""
     return Path(cache) / "studies"
+
+
+def bin_images_dir(cache: Path, bin_sha256: str) -> Path:
+    """``datasets/bin/<sha256[:16]>``: where the images of the ``.bin`` file with this sha256 are extracted."""
+    return Path(cache) / "datasets" / "bin" / bin_sha256[:16]
