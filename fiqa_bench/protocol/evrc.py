@@ -5,7 +5,9 @@
 :func:`write_run` are its two halves, which protocols that combine several
 studies (``cross-model``, ``ablation``) call directly.
 
-A study says *which* images (a :class:`~fiqa_bench.data.Dataset`, which
+A study compares every image with every other, or, for a pair-list protocol
+(``pairs``: LFW View 2, an insightface ``.bin``), only the listed pairs
+(:func:`study`'s ``pairs``).  It says *which* images (a :class:`~fiqa_bench.data.Dataset`, which
 also says how a trained method's scores are obtained for them:
 :meth:`~fiqa_bench.protocol.scoring.Scoring.of`, cross-fitted over
 identity-disjoint parts where the dataset has them, else the shipped model
@@ -39,6 +41,7 @@ from typing import Sequence
 import numpy as np
 
 from fiqa_bench.data import Dataset, DatasetError, Pair, load_dataset
+from fiqa_bench.faces.detector import detector_card
 from fiqa_bench.method import MethodSpec
 from fiqa_bench.metrics.thresholds import false_matches_allowed
 from fiqa_bench.pipeline.cache import remove_temporaries, write_text_atomic
@@ -206,8 +209,10 @@ def header(run: EVRCRun) -> str:
              f"{emb.meta['detector']}; {int(emb.failed.sum())} images failed upstream and were left out; "
              f"{emb.meta['n_fallback_box']} had no face found and were aligned on the fallback box.", ""]
     if run.dataset.aligned_to is not None:
-        lines += [f"The images are crops already aligned to the {run.dataset.aligned_to} template; chips were cut "
-                  f"from where that template puts the face ({emb.meta['detector']}), not detected.", ""]
+        read = detector_card(emb.meta["detector"]).reads_aligned == run.dataset.aligned_to
+        how = (f"chips were cut from where that template puts the face ({emb.meta['detector']}), not detected" if read
+               else f"their faces were detected anew by {emb.meta['detector']}, as asked (--detector)")
+        lines += [f"The images are crops already aligned to the {run.dataset.aligned_to} template; {how}.", ""]
     if run.pairs_note:
         lines += [run.pairs_note, ""]
     if run.scoring_note:

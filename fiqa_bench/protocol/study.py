@@ -1,7 +1,9 @@
 """EVRC studies of one or several quality measures: curves, AOC, paired bootstrap intervals, random band.
 
-Given the comparisons of a deployed recognition model and per-image
-qualities of one or more measures, :func:`run_studies` computes
+Given the comparisons of a deployed recognition model (every image with
+every other, or a :class:`PairList`: only the listed pairs, genuine as the
+list says) and per-image qualities of one or more measures,
+:func:`run_studies` computes
 
 * the EVRC for every FMR and threshold policy (``fiqa_bench.metrics.evrc``,
   images axis: the paper's "ratio of unconsidered images"), per measure,
