@@ -8,7 +8,7 @@ photo and a clean reference photo, and degrades each probe *before detection* by
 ...; :mod:`fiqa_bench.pipeline.degraded`).  Every copy is then detected, aligned, embedded by the deployed
 model and scored by every method, as any photo would be.  The results folder holds:
 
-* ``README.md``: the factors and their levels; the **recognition cost** of each factor (FNMR of the deployed
+* ``table.md``: the factors and their levels; the **recognition cost** of each factor (FNMR of the deployed
   model at ``--fmr``, default 1e-3, per level: genuine = clean reference against the probe's copy, the
   threshold fixed on the impostor comparisons of the clean references with the other people's clean probes,
   as a system calibrated on clean photos); **what the detector sees** (per level, the share of copies
@@ -271,7 +271,7 @@ def _write(out: Path, made: DegradedSet, run: EVRCRun, result: dict, started: di
         "## Which method against which factor", "", best.to_markdown(disable_numparse=True), "",
         "The cross-quality EVRC study of the same images: [cross-quality/table.md](cross-quality/table.md).", ""]
     out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "README.md", "\n".join(lines))
+    write_text_atomic(out / "table.md", "\n".join(lines))
     write_text_atomic(out / "degrade.json", json.dumps(result, indent=1, sort_keys=True) + "\n")
     with (out / "manifest.csv").open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(made.rows[0]))

@@ -57,10 +57,10 @@ def test_sharpness_falls_with_blur_and_random_does_not(degraded_run: Path) -> No
 
 
 def test_the_results_folder_holds_what_the_readme_promises(degraded_run: Path) -> None:
-    for name in ("README.md", "monotonicity.png", "utility.png", "degrade.json", "manifest.csv",
+    for name in ("table.md", "monotonicity.png", "utility.png", "degrade.json", "manifest.csv",
                  "provenance.json", "cross-quality-pairs.csv", "cross-quality/table.md"):
         assert (degraded_run / name).is_file(), name
-    readme = (degraded_run / "README.md").read_text()
+    readme = (degraded_run / "table.md").read_text()
     for section in ("Recognition cost", "What the detector sees", "Monotonicity", "Utility",
                     "Which method against which factor"):
         assert section in readme
