@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -126,12 +126,13 @@ class DegradeProtocol(Protocol):
         made = make_degraded_set(base, context, request.options.get("images", 300), request.options.get("factors"),
                                  config.seed)
         pairs_protocol = PROTOCOLS.get("pairs")
+        pairs = cross_quality_pairs(made, config.seed)
         run = study(methods, protocol=self.name, dataset=made.dataset, context=context, quality_models=[request.model],
-                    deployed_model=request.deployed, config=pairs_protocol.study_config(request),
-                    pairs=cross_quality_pairs(made, config.seed), scoring=scoring_for(base, made.dataset, request))
+                    deployed_model=request.deployed, config=pairs_protocol.study_config(request), pairs=pairs,
+                    scoring=scoring_for(base, made.dataset, request))
         out = Path(request.out_dir)
         write_run(run, out / "cross-quality", started, context)
-        _write_pairs(made, run, out / "cross-quality-pairs.csv")
+        _write_pairs(made, pairs, out / "cross-quality-pairs.csv")
         result = degradation_tables(made, run, request.options.get("fmr", 1e-3), context)
         _write(out, made, run, result, started, request)
         return out
@@ -167,7 +168,7 @@ def degradation_tables(made: DegradedSet, run: EVRCRun, fmr: float, context) -> 
             moved = [np.linalg.norm(eyes[i] - eyes[clean_of[int(probe[i])]], axis=1).mean() for i in at]
             shift[level] = float(np.nanmedian(moved)) if moved else float("nan")
         out["factors"][name] = {
-            "parameter": FACTORS[name].parameter, "levels": list(FACTORS[name].levels), "cost": _plain(cost),
+            "parameter": FACTORS[name].parameter, "levels": list(FACTORS[name].levels), "cost": cost.to_dict(),
             "no_face": {level: float(no_face[rows & (severity == level)].mean()) for level in range(6)},
             "eye_shift_px": shift}
     for label, scored in run.scored.items():
@@ -177,24 +178,9 @@ def degradation_tables(made: DegradedSet, run: EVRCRun, fmr: float, context) -> 
             rows = is_probe & ((factor == name) | (factor == "clean"))
             mono = monotonicity(severity[rows], quality[rows], probe[rows].astype(int))
             use = utility(severity[rows], quality[rows], genuine[rows], probe[rows].astype(int))
-            per[name] = {"monotonicity": _plain(mono), "utility": _plain(use)}
+            per[name] = {"monotonicity": mono.to_dict(), "utility": use.to_dict()}
         out["methods"][label] = per
     return out
-
-
-def _plain(value: object) -> dict:
-    """A metrics dataclass as JSON-ready values (NaN as None)."""
-    def clean(v: object) -> object:
-        if isinstance(v, dict):
-            return {str(k): clean(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [clean(x) for x in v]
-        if isinstance(v, (float, np.floating)):
-            return None if not np.isfinite(v) else float(v)
-        if isinstance(v, np.integer):
-            return int(v)
-        return v
-    return clean(asdict(value))  # type: ignore[arg-type]
 
 
 def _frame(result: dict, metric: str, field: str) -> pd.DataFrame:
@@ -216,8 +202,8 @@ def _markdown(frame: pd.DataFrame, fmt: str = "{:+.2f}") -> str:
     return frame.map(lambda v: "n/a" if not np.isfinite(v) else fmt.format(v)).to_markdown(disable_numparse=True)
 
 
-def _write_pairs(made: DegradedSet, run: EVRCRun, path: Path) -> None:
-    pairs = cross_quality_pairs(made, run.config.seed)
+def _write_pairs(made: DegradedSet, pairs: Sequence[Pair], path: Path) -> None:
+    """``path1,path2,same`` of the cross-quality pairs, for ``compare --protocol pairs --dataset pairs:<it>``."""
     paths = [str(s.path) for s in made.dataset.samples]
     lines = ["path1,path2,same"] + [f"{paths[p.first]},{paths[p.second]},{int(p.genuine)}" for p in pairs]
     write_text_atomic(path, "\n".join(lines) + "\n")
