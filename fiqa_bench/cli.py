@@ -14,6 +14,9 @@
 Global options (before or after the command): ``--data-root`` (default
 ``$FIQA_BENCH_DATA`` or ``../shared/datasets``), ``--cache-dir`` (default
 ``$FIQA_BENCH_CACHE`` or ``~/.cache/fiqa-bench``), ``--chip-store``, ``--workers``, ``--quiet``.
+``--plugin FILE.py|MODULE`` (repeatable, every command) loads methods, protocols, datasets, models or
+detectors from outside the package before the command line is read; installed distributions add theirs
+through entry points (:mod:`fiqa_bench.registry`).
 Errors in the user's input (missing dataset, unknown name, bad checkpoint)
 print one line on stderr and exit with status 2.
 """
@@ -29,7 +32,7 @@ from typing import TYPE_CHECKING, Callable
 
 from fiqa_bench.faces.detector import DEFAULT_DETECTOR, DETECTORS
 from fiqa_bench.pipeline.paths import CHIP_STORES, resolve_cache_dir, resolve_chip_store, resolve_data_root
-from fiqa_bench.registry import Registry, UnknownNameError
+from fiqa_bench.registry import Registry, UnknownNameError, load_plugin
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -56,6 +59,22 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         "webp (lossless, about 3.6x smaller) or none (cut again from the image when needed); "
                         "the same results with each (default: $FIQA_BENCH_CHIP_STORE or raw)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _plugin_option(parser: argparse.ArgumentParser, default: object = argparse.SUPPRESS) -> None:
+    """``--plugin``: read by :func:`load_plugins` before the parser is built (its choices may name plugins)."""
+    parser.add_argument("--plugin", action="append", default=default, metavar="FILE.py|MODULE",
+                        help="load methods, protocols, datasets, models or detectors from this Python file or "
+                        "module (repeatable; also $FIQA_BENCH_PLUGINS); installed packages add theirs through "
+                        "the fiqa_bench.* entry points")
+
+
+def load_plugins(argv: list[str]) -> None:
+    """Load every ``--plugin`` of ``argv`` (anywhere on the line), before the parser lists the registries."""
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    _plugin_option(pre, default=[])
+    for spec in pre.parse_known_args(argv)[0].plugin:
+        load_plugin(spec)
 
 
 def _protocol_models(parser: argparse.ArgumentParser) -> None:
@@ -98,6 +117,7 @@ def _protocol_options(extra: list[str], protocol: Protocol) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fiqa-bench", description="Face Image Quality Assessment benchmark")
+    _plugin_option(parser)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="list registered methods, protocols, datasets, models or detectors")
@@ -212,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-boot", type=int, default=100, help="bootstrap replicates (0 = none)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random band, bootstrap and templates")
     p.add_argument("--out", type=Path, default=Path("results") / "paper", help="output folder (default results/paper)")
+    for command in sub.choices.values():
+        _plugin_option(command)
     return parser
 
 
@@ -264,7 +286,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     width = max(len(e.name) for e in entries)
     for e in entries:
         alias = f"  (aliases: {', '.join(e.aliases)})" if e.aliases else ""
-        print(f"{e.name:<{width}}  {e.description}{alias}")
+        origin = f"  [plugin: {e.origin}]" if e.origin else ""
+        print(f"{e.name:<{width}}  {e.description}{alias}{origin}")
         if args.what == "protocols":
             for line in _protocol_lines(e.obj):
                 print(line)
@@ -535,6 +558,8 @@ COMMANDS = {"run": cmd_run, "compare": cmd_compare, "list": cmd_list, "embed": c
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    load_plugins(argv)
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.command not in PROTOCOL_COMMANDS:

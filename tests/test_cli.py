@@ -16,7 +16,7 @@ def test_every_subcommand_explains_itself(command: str, capsys: pytest.CaptureFi
         main([command, "--help"])
     assert done.value.code == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"usage: fiqa-bench {command}") and "--help" in out
+    assert out.startswith(f"usage: fiqa-bench {command}") and "--help" in out and "--plugin" in out
 
 
 def test_the_bracket_form_names_a_method_in_run_and_score(small_folder: Path, tmp_path: Path,

@@ -188,7 +188,7 @@ def identities_from_pairs(n_samples: int, pairs: Sequence[Pair], prefix: str = "
 DatasetLoader = Callable[[str | None, Path, str | None, Path], Dataset]
 
 #: The dataset kinds: every module of ``fiqa_bench.data`` registers the kinds it reads here.
-DATASETS: Registry[DatasetLoader] = Registry("dataset", plugins="fiqa_bench.data")
+DATASETS: Registry[DatasetLoader] = Registry("dataset", plugins="fiqa_bench.data", entry_points="fiqa_bench.datasets")
 
 
 def load_dataset(spec: str, data_root: Path, split: str | None = None, cache_dir: Path | None = None) -> Dataset:

@@ -122,7 +122,8 @@ class FaceDetector(ABC):
         return {}
 
 
-DETECTORS: Registry[type[FaceDetector]] = Registry("face detector", plugins="fiqa_bench.faces.detectors")
+DETECTORS: Registry[type[FaceDetector]] = Registry("face detector", plugins="fiqa_bench.faces.detectors",
+                                                   entry_points="fiqa_bench.detectors")
 
 
 def register(detector: type[FaceDetector]) -> type[FaceDetector]:

@@ -247,7 +247,7 @@ def constructor_settings(cls: type, settings: Mapping[str, Any]) -> dict[str, An
 
 
 #: The methods: every module of ``methods/`` (installed as ``fiqa_bench.methods``) registers its class here.
-METHODS: Registry[type[QualityMethod]] = Registry("method", plugins="fiqa_bench.methods")
+METHODS: Registry[type[QualityMethod]] = Registry("method", plugins="fiqa_bench.methods", entry_points="fiqa_bench.methods")
 
 #: Trainers of trained methods, by method name:
 #: ``trainer(dataset, model_name, cache_dir, out, options: dict[str, str], workers, progress) -> dict``
@@ -255,7 +255,7 @@ METHODS: Registry[type[QualityMethod]] = Registry("method", plugins="fiqa_bench.
 #: plus ``mode``, ``epochs``, ``schedule`` and ``seed``; it writes the
 #: checkpoint to ``out`` and returns the training record, which holds at
 #: least the checkpoint's ``sha256``.
-TRAINERS: Registry[Callable[..., dict]] = Registry("trainer", plugins="fiqa_bench.methods")
+TRAINERS: Registry[Callable[..., dict]] = Registry("trainer", plugins="fiqa_bench.methods", entry_points="fiqa_bench.methods")
 
 
 @dataclass(frozen=True)

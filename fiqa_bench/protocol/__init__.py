@@ -133,6 +133,6 @@ class Protocol(ABC):
 
 
 #: The protocols: every module of ``protocols/`` (installed as ``fiqa_bench.protocols``) registers here.
-PROTOCOLS: Registry[Protocol] = Registry("protocol", plugins="fiqa_bench.protocols")
+PROTOCOLS: Registry[Protocol] = Registry("protocol", plugins="fiqa_bench.protocols", entry_points="fiqa_bench.protocols")
 
 __all__ = ["PROTOCOLS", "Option", "Protocol", "Request"]

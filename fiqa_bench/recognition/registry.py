@@ -37,7 +37,8 @@ class ModelEntry:
     build: ModelFactory
 
 
-MODELS: Registry[ModelEntry] = Registry("recognition model", plugins="fiqa_bench.recognition")
+MODELS: Registry[ModelEntry] = Registry("recognition model", plugins="fiqa_bench.recognition",
+                                      entry_points="fiqa_bench.models")
 
 
 def register_model(card: ModelCard, build: ModelFactory, aliases: tuple[str, ...] = ()) -> ModelEntry:
