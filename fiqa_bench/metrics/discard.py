@@ -53,10 +53,21 @@ images, genuine and impostor comparisons (one chunked pass) give every
 remaining count by suffix sums.  For ``recomputed``, the threshold at each
 point is the ``(k+1)``-th highest remaining impostor score; it lies among the
 highest-scoring impostors, so only a *pool* of the top impostor scores (all
-impostors with ``s >= s_cut``) is sorted, and each point scans the pool for
-its remaining members.  The answer is exact whenever more than ``k`` pool
-members remain (every impostor outside the pool scores below every member),
-which is checked; otherwise the pool grows (x4, up to all impostors).
+impostors with ``s >= s_cut``) is sorted, and each point reads the pool's
+remaining members through per-cell prefix sums (:class:`_LevelPrefix`).  The
+answer is exact whenever more than ``k`` pool members remain (every impostor
+outside the pool scores below every member), which is checked; otherwise the
+pool grows (x2, up to all impostors), and the quality measure starts at that
+size next time.  The genuine side uses the same prefix sums: one weighted
+count per evaluation instead of a cumulative sum per discard point.
+
+Reuse across evaluations (a study evaluates 10-20 quality measures on 20
+random seeds and 100 bootstrap replicates of the *same* comparisons): the
+sorted selection of top impostors and their pairs depend on the scores alone
+and are kept per score array, each measure's ranks of them per measure, each
+replicate's pair weights per replicate; pools are prefixes of the selection.
+Every count is an integer (or a sum of integer weights, exact in float64), so
+reuse and cell sizes never change a result.
 
 The exact step curve of the ``fixed`` policy (one point per quality-tie
 group, as ``edc.py`` reports it) is :func:`edc_steps` /
@@ -159,7 +170,7 @@ class _Prepared:
     func: Callable | None = None
     q: np.ndarray | None = None
     levels: np.ndarray | None = None
-    pool_cache: dict = field(default_factory=dict)  # pool selection -> (its pairs, their ranks)
+    pool_cache: dict = field(default_factory=dict)  # impostor selection / genuine order -> this quality's ranks
 
     def ranks(self, pairs: np.ndarray) -> tuple[np.ndarray, int]:
         """Pair-quality ranks of ``pairs`` (k, 2) and how many are NaN."""
@@ -296,20 +307,115 @@ def _impostor_rank_counts(prep: _Prepared, sample_weights: np.ndarray | None) ->
     return h, n_nan
 
 
-_TOP_CACHE: dict[str, tuple] = {}
+class _LevelPrefix:
+    """Weights of members ``0 .. n-1`` (in a fixed order, e.g. by score) summed over any prefix, counting only
+    the members at or above a level.
 
-
-def _top_impostors(scores: np.ndarray, target: int) -> tuple[np.ndarray, bool]:
-    """Indices of the impostors with ``score >= s_cut``, about ``1.25 * target`` of them, sorted by score
-    descending (stable), and whether they are all of them.
-
-    Which impostors score highest depends on the scores alone, not on qualities or weights, so the last
-    selection is kept (for the same score array, by identity) and reused for any target up to its size:
-    a study's random band and bootstrap replicates select once.
+    Member ``j`` has level ``L_j`` (``-1``: counted at no level) and weight ``w_j``.
+    :meth:`weight_before` is ``sum(w_j : j < position, L_j >= i)``.  Positions are
+    split into cells of ``size`` members; ``before[i, t]`` holds the weight of the
+    members in cells before ``t`` with level ``>= i`` (one weighted count over the
+    members, then cumulative sums over levels and cells), so any prefix is one
+    look-up plus a sum within one cell: O(cells + size) per level instead of a
+    cumulative sum over all members per level.  Sums of integer weights are exact
+    in float64, so every answer equals the one a full cumulative sum would give.
     """
-    cached = _TOP_CACHE.get("last")
-    if cached is not None and cached[0]() is scores and (len(cached[1]) >= target or cached[2]):
-        return cached[1], cached[2]
+
+    CELLS = 1024
+
+    def __init__(self, level_of_rank: np.ndarray, ranks: np.ndarray, weights: np.ndarray, n_levels: int) -> None:
+        """Member ``j``'s level is ``level_of_rank[ranks[j]]``."""
+        n = len(ranks)
+        self.weights = weights
+        self.size = max(1, -(-n // self.CELLS))
+        n_cells = -(-n // self.size) if n else 0
+        level_of_rank = np.asarray(level_of_rank, dtype=np.int64)
+        key = ((level_of_rank + 1) * n_cells)[ranks]  # one pass over the members: (level + 1) * cells + cell
+        key += _cell_of_position(n, self.size)
+        self.ranks, self.level_of_rank = ranks, level_of_rank  # levels of a cell's members when a query needs them
+        counts = np.bincount(key, weights=weights, minlength=(n_levels + 1) * n_cells)
+        per_cell = counts.reshape(n_levels + 1, n_cells)[1:]  # row 0 held the members of level -1
+        remaining = np.cumsum(per_cell[::-1], axis=0)[::-1]  # members with level >= i
+        self.before = np.concatenate((np.zeros((n_levels, 1)), np.cumsum(remaining, axis=1)), axis=1)
+
+    def total(self, i: int) -> float:
+        """Weight of the members with level ``>= i``."""
+        return float(self.before[i, -1])
+
+    def weight_before(self, i: int, position: int) -> float:
+        """Weight of the members with level ``>= i`` among the first ``position``."""
+        t = position // self.size
+        start = t * self.size
+        within = (self.weights[start:position][self.level_of_rank[self.ranks[start:position]] >= i].sum()
+                  if position > start else 0.0)
+        return float(self.before[i, t] + within)
+
+    def position_passing(self, i: int, k: float) -> int:
+        """The first position whose members up to and including it, at level ``>= i``, weigh more than ``k``
+        (``k < total(i)``)."""
+        t = int(np.searchsorted(self.before[i], k, side="right")) - 1  # the cell where the weight passes k
+        start = t * self.size
+        stop = min(start + self.size, len(self.ranks))
+        w = np.where(self.level_of_rank[self.ranks[start:stop]] >= i, self.weights[start:stop], 0.0)
+        return start + int(np.searchsorted(self.before[i, t] + np.cumsum(w), k, side="right"))
+
+
+_CELL_CACHE: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _cell_of_position(n: int, size: int) -> np.ndarray:
+    """``arange(n) // size`` (the cell of each position), kept for the last few shapes: every replicate asks again."""
+    cells = _CELL_CACHE.get((n, size))
+    if cells is None:
+        cells = (np.arange(n, dtype=np.int64) // size)
+        cells.flags.writeable = False
+        if len(_CELL_CACHE) >= 8:
+            _CELL_CACHE.pop(next(iter(_CELL_CACHE)))
+        _CELL_CACHE[(n, size)] = cells
+    return cells
+
+
+@dataclass
+class _Selection:
+    """The highest-scoring impostors of one score array (all with ``score >= s_cut``), sorted by score descending
+    (stable), with their sample pairs; every pool is a prefix of it.
+
+    Which impostors score highest depends on the scores alone, not on qualities or weights, so a selection
+    serves every quality measure, random seed and bootstrap replicate of a study (:func:`_selection`).
+    """
+
+    pairs: np.ndarray  # (n, 2) sample indices
+    neg_scores: np.ndarray  # (n,) ascending
+    complete: bool  # all impostors are in it
+    weights_of: tuple = (None, None)  # (weak reference to sample weights, their pair products over the selection)
+
+    def prefix(self, target: int) -> tuple[int, bool]:
+        """The pool for ``target``: about ``1.25 * target`` leading members, extended over ties with the last one
+        (so every impostor outside it scores strictly below every member), and whether it holds all impostors."""
+        n = len(self.neg_scores)
+        take = min(n, int(np.ceil(1.25 * target)))
+        if take < n and take > 0:
+            take = int(np.searchsorted(self.neg_scores, self.neg_scores[take - 1], side="right"))
+        return take, self.complete and take == n
+
+    def pair_weights(self, sample_weights: np.ndarray) -> np.ndarray:
+        """``w_a * w_b`` of every member, kept for the last sample weights (the quality measures of one replicate)."""
+        ref, products = self.weights_of
+        if ref is None or ref() is not sample_weights:
+            products = sample_weights[self.pairs[:, 0]] * sample_weights[self.pairs[:, 1]]
+            self.weights_of = (weakref.ref(sample_weights), products)
+        return products
+
+
+_SELECTIONS: dict[int, tuple[weakref.ref, _Selection]] = {}
+
+
+def _selection(scores: np.ndarray, pairs: np.ndarray, target: int) -> _Selection:
+    """A selection of at least ``target`` highest impostors of ``scores`` (or all of them), reused while it
+    suffices: kept for the last few score arrays (a cross-model study holds two)."""
+    kept = _SELECTIONS.get(id(scores))
+    if kept is not None and kept[0]() is scores and (len(kept[1].neg_scores) >= target or kept[1].complete):
+        return kept[1]
     n = len(scores)
     if target >= n:
         idx, complete = np.arange(n), True
@@ -322,58 +428,45 @@ def _top_impostors(scores: np.ndarray, target: int) -> tuple[np.ndarray, bool]:
         idx = np.flatnonzero(scores >= s_cut)
         complete = len(idx) == n
     idx = idx[np.argsort(-scores[idx], kind="stable")]
-    idx.flags.writeable = False
-    _TOP_CACHE["last"] = (weakref.ref(scores), idx, complete)
-    return idx, complete
+    selection = _Selection(pairs[idx], -scores[idx], complete)
+    for array in (selection.pairs, selection.neg_scores):
+        array.flags.writeable = False
+    for key in [k for k, (ref, _) in _SELECTIONS.items() if ref() is None]:
+        del _SELECTIONS[key]
+    if len(_SELECTIONS) >= 4:
+        _SELECTIONS.pop(next(iter(_SELECTIONS)))
+    _SELECTIONS[id(scores)] = (weakref.ref(scores), selection)
+    return selection
 
 
 class _Pool:
-    """The impostors with ``score >= s_cut``, sorted by score descending, indexed for every cut at once.
+    """The impostors with ``score >= s_cut`` (a prefix of the :class:`_Selection`), sorted by score descending,
+    indexed for every cut at once.
 
     Member ``j`` (pool position ``j``) is remaining at the ``i``-th cut when its
     level ``L_j`` (the number of cuts at or below its pair-quality rank, minus
-    one) is ``>= i``.  Positions are split into cells of ``size`` members;
-    ``S[i, t]`` holds the weight of the members in cells before ``t`` that are
-    remaining at cut ``i``.  Any prefix weight is then one look-up in ``S``
-    plus a sum within one cell, so each cut costs O(cells + size) instead of a
-    pass over the pool.
+    one) is ``>= i``; :class:`_LevelPrefix` gives the remaining weight of any
+    prefix at any cut.  The selection's pairs, each quality measure's ranks of
+    them and each replicate's pair weights are made once and sliced here.
     """
 
-    CELLS = 1024
-
     def __init__(self, prep: _Prepared, sample_weights: np.ndarray | None, cuts: np.ndarray, target: int) -> None:
-        scores = prep.comparisons.impostor_scores
-        idx, self.complete = _top_impostors(scores, target)
-        cached = prep.pool_cache.get("pool")
-        if cached is None or cached[0] is not idx:  # the same selection for the same quality: reuse
-            p = prep.comparisons.impostor_pairs[idx]
-            cached = (idx, p, prep.ranks(p)[0], -scores[idx])
-            prep.pool_cache["pool"] = cached
-        _, p, ranks, self.neg_scores = cached  # neg_scores ascending
-        self.weights = (np.ones(len(idx)) if sample_weights is None
-                        else sample_weights[p[:, 0]] * sample_weights[p[:, 1]])
-        level_of_rank = np.searchsorted(cuts, np.arange(prep.n_ranks), side="right") - 1
-        self.level = level_of_rank[ranks]  # -1: remaining at no cut
-        n_cuts, n = len(cuts), len(idx)
-        self.size = max(1, -(-n // self.CELLS))
-        n_cells = -(-n // self.size) if n else 0
-        cell = np.arange(n) // self.size
-        live = self.level >= 0
-        per_cell = np.bincount(self.level[live] * n_cells + cell[live], weights=self.weights[live],
-                               minlength=n_cuts * n_cells).reshape(n_cuts, n_cells)
-        remaining = np.cumsum(per_cell[::-1], axis=0)[::-1]  # members with level >= i
-        self.before = np.concatenate((np.zeros((n_cuts, 1)), np.cumsum(remaining, axis=1)), axis=1)
+        comp = prep.comparisons
+        selection = _selection(comp.impostor_scores, comp.impostor_pairs, target)
+        n, self.complete = selection.prefix(target)
+        cached = prep.pool_cache.get("ranks")
+        if cached is None or cached[0] is not selection:  # the same selection for the same quality: reuse
+            cached = (selection, prep.ranks(selection.pairs)[0])
+            prep.pool_cache["ranks"] = cached
+        ranks = cached[1][:n]
+        self.neg_scores = selection.neg_scores[:n]
+        weights = np.ones(n) if sample_weights is None else selection.pair_weights(sample_weights)[:n]
+        level_of_rank = np.searchsorted(cuts, np.arange(prep.n_ranks), side="right") - 1  # -1: at no cut
+        self.index = _LevelPrefix(level_of_rank, ranks, weights, len(cuts))
 
     def total(self, i: int) -> float:
         """Weight of the members remaining at cut ``i``."""
-        return float(self.before[i, -1])
-
-    def weight_before(self, i: int, position: int) -> float:
-        """Weight of the members remaining at cut ``i`` among the first ``position`` (highest scores)."""
-        t = position // self.size
-        start = t * self.size
-        within = self.weights[start:position][self.level[start:position] >= i].sum() if position > start else 0.0
-        return float(self.before[i, t] + within)
+        return self.index.total(i)
 
     def order_statistic(self, i: int, k: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
         """For each allowed count ``k``: (s*, false-match weight, ok) among the members remaining at cut ``i``.
@@ -387,19 +480,35 @@ class _Pool:
             return np.full(len(k), np.nan), np.zeros(len(k)), False
         s_star, false_matches = np.empty(len(k)), np.empty(len(k))
         for m, kk in enumerate(k):
-            t = int(np.searchsorted(self.before[i], kk, side="right")) - 1  # the cell where the weight passes k
-            start = t * self.size
-            stop = min(start + self.size, len(self.neg_scores))
-            w = np.where(self.level[start:stop] >= i, self.weights[start:stop], 0.0)
-            pos = start + int(np.searchsorted(self.before[i, t] + np.cumsum(w), kk, side="right"))
-            s_star[m] = -self.neg_scores[pos]
+            s_star[m] = -self.neg_scores[self.index.position_passing(i, kk)]
             false_matches[m] = self.count_above(i, s_star[m])
         return s_star, false_matches, True
 
     def count_above(self, i: int, s: float) -> float:
         """Weight remaining at cut ``i`` with score strictly above ``s``."""
         position = int(np.searchsorted(self.neg_scores, -np.asarray(s, dtype=self.neg_scores.dtype), side="left"))
-        return self.weight_before(i, position)
+        return self.index.weight_before(i, position)
+
+
+_GENUINE_ORDERS: dict[int, tuple[weakref.ref, np.ndarray, np.ndarray]] = {}
+
+
+def _genuine_order(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``argsort(scores, stable)`` and the sorted scores, kept for the last few genuine score arrays (every
+    quality measure and replicate of a study sorts the same ones)."""
+    kept = _GENUINE_ORDERS.get(id(scores))
+    if kept is not None and kept[0]() is scores:
+        return kept[1], kept[2]
+    order = np.argsort(scores, kind="stable")
+    ordered = scores[order]
+    for array in (order, ordered):
+        array.flags.writeable = False
+    for key in [k for k, (ref, _, _) in _GENUINE_ORDERS.items() if ref() is None]:
+        del _GENUINE_ORDERS[key]
+    if len(_GENUINE_ORDERS) >= 4:
+        _GENUINE_ORDERS.pop(next(iter(_GENUINE_ORDERS)))
+    _GENUINE_ORDERS[id(scores)] = (weakref.ref(scores), order, ordered)
+    return order, ordered
 
 
 def _evaluate(
@@ -434,20 +543,14 @@ def _evaluate(
     k_fix = allowed_count(f, S_imp[0])  # (F,)
     insufficient_fix = k_fix < mfm
 
-    # genuine scores sorted once; per cut, cumulative (weighted) counts of remaining ones
-    g_order = np.argsort(comp.genuine_scores, kind="stable")
-    g_sorted = comp.genuine_scores[g_order]
-    g_rank_sorted = prep.gen_ranks[g_order]
-    g_w_sorted = None if gw is None else gw[g_order]
-
-    def genuine_cumulative(c: int) -> np.ndarray:
-        """Cumulative (weighted) count of the remaining genuine comparisons, by ascending score."""
-        keep = g_rank_sorted >= c
-        return np.cumsum(keep if g_w_sorted is None else g_w_sorted * keep)
-
-    def at_or_below(cum: np.ndarray, s_star: np.ndarray) -> np.ndarray:
-        pos = np.searchsorted(g_sorted, np.asarray(s_star, dtype=g_sorted.dtype), side="right")
-        return np.where(pos > 0, cum[np.maximum(pos - 1, 0)], 0).astype(np.float64)
+    # genuine scores sorted once per comparison set, each quality measure's ranks of them once
+    g_order, g_sorted = _genuine_order(comp.genuine_scores)
+    cached = prep.pool_cache.get("genuine")
+    if cached is None or cached[0] is not g_order:
+        cached = (g_order, prep.gen_ranks[g_order])
+        prep.pool_cache["genuine"] = cached
+    g_rank_sorted = cached[1]
+    g_w_sorted = np.ones(len(g_order)) if gw is None else gw[g_order]
 
     need_rec = "recomputed" in policies and not insufficient_rec.all()
     need_fix = "fixed" in policies and not insufficient_fix.all()
@@ -459,7 +562,10 @@ def _evaluate(
     fix_star = np.full(n_f, np.nan)
     if need_rec or need_fix:
         mean_w = float(S_imp[0]) / comp.n_impostor
-        target = int(2 * (float(k_fix.max()) / mean_w + 1)) + _POOL_PAD
+        # a quality measure that needed a larger pool last time (its low-quality samples hold the top impostor
+        # scores) starts there: the next replicate or seed of it almost always needs it again
+        growth = prep.pool_cache.get("growth", 1)
+        target = (int(2 * (float(k_fix.max()) / mean_w + 1)) + _POOL_PAD) * growth
         pool_cuts = np.union1d([0], unique_cuts)  # cut 0 (all impostors) sets the fixed threshold
         at = np.searchsorted(pool_cuts, unique_cuts)
         while True:
@@ -482,10 +588,11 @@ def _evaluate(
                         rec_star[rows] = np.where(suff, s, np.nan)
                         rec_fa[rows] = np.where(suff, fa, np.nan)
             if ok:
+                prep.pool_cache["growth"] = growth
                 break
             if pool.complete:  # cannot happen: k < remaining impostor weight by construction
                 raise RuntimeError("internal error: threshold order statistic not found among all impostors")
-            target *= 4
+            target, growth = target * 2, growth * 2
 
     curves = []
     sampling = comp.sampling.to_dict()
@@ -513,15 +620,17 @@ def _evaluate(
     insuffs = np.column_stack([insufficient_rec[:, fi] if policy == "recomputed"
                                else np.full(n_pts, bool(insufficient_fix[fi])) for policy, fi in columns])
     false_non_matches = np.full((n_pts, len(columns)), np.nan)
-    for u, c in enumerate(unique_cuts):  # each cut's cumulative genuine counts serve every curve
+    # the remaining genuine weight at or below any score, at any cut: genuine level u = remaining at unique cut u
+    level_of_rank = np.searchsorted(unique_cuts, np.arange(R), side="right") - 1
+    genuine = _LevelPrefix(level_of_rank, g_rank_sorted, g_w_sorted, len(unique_cuts))
+    for u in range(len(unique_cuts)):
         rows = np.flatnonzero(inverse == u)
-        if insuffs[rows].all():
-            continue
-        cum = genuine_cumulative(int(c))
         for j in range(len(columns)):
             defined = rows[~insuffs[rows, j]]
             if defined.size:
-                false_non_matches[defined, j] = at_or_below(cum, stars[defined, j])
+                positions = np.searchsorted(g_sorted, np.asarray(stars[defined, j], dtype=g_sorted.dtype),
+                                            side="right")
+                false_non_matches[defined, j] = [genuine.weight_before(u, int(x)) for x in positions]
     for j, (policy, fi) in enumerate(columns):
         fmr = fmrs[fi]
         star, insuff, fnmr = stars[:, j], insuffs[:, j].copy(), false_non_matches[:, j]
