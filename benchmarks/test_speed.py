@@ -11,7 +11,7 @@ inputs so that a change that slows one down shows in ``--benchmark-compare``:
 
 * SDD-FIQA pseudo-labels on 20,000 synthetic 512-d embeddings (m = 24, K = 12);
 * the EVRC (3 FMRs x 2 policies, 96 discard points) on 4,000 synthetic images all-vs-all (8 million
-  comparisons);
+  comparisons), and a paired bootstrap of 4 quality measures x 10 identity replicates on the same set;
 * one embedding pass of 64 LFW devtest chips through dlib-resnet and mobilefacenet-512;
 * every registered method's scoring of 64 LFW devtest chips (what it reads made from the chips, then
   its own score), as in ``bench_methods.py``.
@@ -103,3 +103,25 @@ def test_scoring_64_chips(benchmark, lfw_chips, name):  # noqa: ANN001
         extract = {"backbone": model.backbone_features, "stages": model.stage_features, "embeddings": model.embed}[kind]
         scores = benchmark.pedantic(lambda: method.score(extract(chips)), rounds=3, iterations=1, warmup_rounds=1)
     assert len(scores) == N_CHIPS
+
+
+def test_paired_bootstrap_4000_all_vs_all(benchmark):  # noqa: ANN001
+    """10 identity replicates of 4 quality measures (3 FMRs x 2 policies each), paired: a study's bootstrap.
+
+    One measure (typicality: low quality = the highest impostor scores) makes the threshold pool grow.
+    """
+    from fiqa_bench.metrics import all_vs_all
+    from fiqa_bench.metrics.bootstrap import bootstrap_replicates
+
+    rng = np.random.default_rng(0)
+    ids = np.repeat(np.arange(400), 10)
+    sigma = rng.uniform(0.2, 1.2, 4000)
+    emb = np.repeat(rng.standard_normal((400, 128)), 10, axis=0) + sigma[:, None] * rng.standard_normal((4000, 128))
+    comps = all_vs_all(emb, ids)
+    unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    typicality = -(unit @ unit.sum(axis=0))
+    measures = [-sigma, rng.random(4000), typicality, np.round(-sigma, 1)]
+    result = benchmark.pedantic(
+        lambda: bootstrap_replicates(comps, measures, fmrs=(1e-2, 1e-3, 1e-4), policies=("fixed", "recomputed"),
+                                     n_boot=10, seed=0), rounds=3, iterations=1)
+    assert result.replicates.shape == (10, 4, 2, 3)

@@ -407,15 +407,36 @@ class _Selection:
         return products
 
 
-_SELECTIONS: dict[int, tuple[weakref.ref, _Selection]] = {}
+class _PerArray:
+    """Values computed from an array, kept for the last few arrays (by identity, while they live): a study
+    evaluates many quality measures, seeds and replicates on the same comparisons (a cross-model study on
+    two sets of them)."""
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        self._items: dict[int, tuple[weakref.ref, object]] = {}
+
+    def get(self, array: np.ndarray) -> object | None:
+        kept = self._items.get(id(array))
+        return kept[1] if kept is not None and kept[0]() is array else None
+
+    def put(self, array: np.ndarray, value: object) -> None:
+        for key in [k for k, (ref, _) in self._items.items() if ref() is None]:
+            del self._items[key]
+        if len(self._items) >= self.size:
+            self._items.pop(next(iter(self._items)))
+        self._items[id(array)] = (weakref.ref(array), value)
+
+
+_SELECTIONS = _PerArray()
 
 
 def _selection(scores: np.ndarray, pairs: np.ndarray, target: int) -> _Selection:
     """A selection of at least ``target`` highest impostors of ``scores`` (or all of them), reused while it
-    suffices: kept for the last few score arrays (a cross-model study holds two)."""
-    kept = _SELECTIONS.get(id(scores))
-    if kept is not None and kept[0]() is scores and (len(kept[1].neg_scores) >= target or kept[1].complete):
-        return kept[1]
+    suffices."""
+    kept = _SELECTIONS.get(scores)
+    if isinstance(kept, _Selection) and (len(kept.neg_scores) >= target or kept.complete):
+        return kept
     n = len(scores)
     if target >= n:
         idx, complete = np.arange(n), True
@@ -431,11 +452,7 @@ def _selection(scores: np.ndarray, pairs: np.ndarray, target: int) -> _Selection
     selection = _Selection(pairs[idx], -scores[idx], complete)
     for array in (selection.pairs, selection.neg_scores):
         array.flags.writeable = False
-    for key in [k for k, (ref, _) in _SELECTIONS.items() if ref() is None]:
-        del _SELECTIONS[key]
-    if len(_SELECTIONS) >= 4:
-        _SELECTIONS.pop(next(iter(_SELECTIONS)))
-    _SELECTIONS[id(scores)] = (weakref.ref(scores), selection)
+    _SELECTIONS.put(scores, selection)
     return selection
 
 
@@ -490,24 +507,19 @@ class _Pool:
         return self.index.weight_before(i, position)
 
 
-_GENUINE_ORDERS: dict[int, tuple[weakref.ref, np.ndarray, np.ndarray]] = {}
+_GENUINE_ORDERS = _PerArray()
 
 
 def _genuine_order(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``argsort(scores, stable)`` and the sorted scores, kept for the last few genuine score arrays (every
-    quality measure and replicate of a study sorts the same ones)."""
-    kept = _GENUINE_ORDERS.get(id(scores))
-    if kept is not None and kept[0]() is scores:
-        return kept[1], kept[2]
+    """``argsort(scores, stable)`` and the sorted scores (the same for every quality measure and replicate)."""
+    kept = _GENUINE_ORDERS.get(scores)
+    if kept is not None:
+        return kept  # type: ignore[return-value]
     order = np.argsort(scores, kind="stable")
     ordered = scores[order]
     for array in (order, ordered):
         array.flags.writeable = False
-    for key in [k for k, (ref, _, _) in _GENUINE_ORDERS.items() if ref() is None]:
-        del _GENUINE_ORDERS[key]
-    if len(_GENUINE_ORDERS) >= 4:
-        _GENUINE_ORDERS.pop(next(iter(_GENUINE_ORDERS)))
-    _GENUINE_ORDERS[id(scores)] = (weakref.ref(scores), order, ordered)
+    _GENUINE_ORDERS.put(scores, (order, ordered))
     return order, ordered
 
 
