@@ -218,10 +218,12 @@ def test_backbone_and_embedding_share_the_network_modules() -> None:
 
 
 def test_one_pass_gives_the_embedding_and_the_stage_features(loaded: TorchRecognitionModel) -> None:
-    """Forward hooks on layer1..layer4 see what ``stage_outputs`` computes: the same bits as two passes."""
+    """Forward hooks on layer1..layer4 and on the backbone see what ``stage_outputs`` and ``backbone``
+    compute: the same bits as separate passes."""
     chips = np.random.default_rng(5).integers(0, 256, (3, 112, 112, 3), dtype=np.uint8)
-    embeddings, stages = loaded.embed_with_stages(chips)
-    np.testing.assert_array_equal(embeddings, loaded.embed(chips))
-    np.testing.assert_array_equal(stages, loaded.stage_features(chips))
-    empty = loaded.embed_with_stages(chips[:0])
-    assert empty[0].shape == (0, 512) and empty[1].shape == (0, sum(loaded.network.stage_widths))
+    out = loaded.embed_in_one_pass(chips, ("embedding", "stages", "backbone"))
+    np.testing.assert_array_equal(out["embedding"], loaded.embed(chips))
+    np.testing.assert_array_equal(out["stages"], loaded.stage_features(chips))
+    np.testing.assert_array_equal(out["backbone"], loaded.backbone_features(chips))
+    empty = loaded.embed_in_one_pass(chips[:0], ("embedding", "stages", "backbone"))
+    assert [a.shape for a in empty.values()] == [(0, 512), (0, sum(loaded.network.stage_widths)), (0, 25088)]

@@ -382,9 +382,11 @@ def test_port_matches_onnxruntime_on_lfw_chips(model_path: Path, lfw_root: Path,
 
 
 def test_one_pass_gives_the_embedding_and_the_stage_features(model):
-    """Hooks on the stage ends see each micro-batch as ``stage_outputs`` computes it: the same bits as two
-    passes, over a partial last batch and micro-batches."""
+    """Hooks on the stage ends and on the (micro-batched) backbone see each batch as ``stage_outputs`` and
+    ``backbone`` compute it: the same bits as separate passes, over a partial last batch and micro-batches."""
     chips = np.random.default_rng(6).integers(0, 256, (70, 112, 112, 3), dtype=np.uint8)
-    embeddings, stages = model.embed_with_stages(chips)
-    np.testing.assert_array_equal(embeddings, model.embed(chips))
-    np.testing.assert_array_equal(stages, model.stage_features(chips))
+    out = model.embed_in_one_pass(chips, ("embedding", "stages", "backbone"))
+    np.testing.assert_array_equal(out["embedding"], model.embed(chips))
+    np.testing.assert_array_equal(out["stages"], model.stage_features(chips))
+    np.testing.assert_array_equal(out["backbone"], model.backbone_features(chips))
+    assert list(model.embed_in_one_pass(chips[:2], ("backbone", "embedding"))) == ["backbone", "embedding"]

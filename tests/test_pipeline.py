@@ -96,24 +96,26 @@ def test_stage_features_are_cached_per_output(messy_folder: Path, tmp_path: Path
         embed_dataset(dataset, create_model("lbp"), RunContext(tmp_path / "cache", workers=1, progress=False), output="stages")
 
 
-def test_embedding_and_stages_share_one_forward_pass(messy_folder: Path, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch):
-    """A cold embedding pass stores the stage features too; asking for them next runs no network; both equal
-    what separate passes give, bit for bit (same machine, same batches)."""
+def test_embedding_stages_and_backbone_share_one_forward_pass(messy_folder: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch):
+    """A cold embedding pass stores the stage features and the backbone output too; asking for them next runs
+    no network; each equals what separate passes give, bit for bit (same machine, same batches)."""
     dataset = load_dataset(f"folder:{messy_folder}", tmp_path)
     model = create_model("dlib-resnet")
     context = RunContext(tmp_path / "cache", workers=1, progress=False)
     passes = []
-    one_pass = model.embed_with_stages
-    monkeypatch.setattr(model, "embed_with_stages", lambda chips: passes.append(len(chips)) or one_pass(chips))
-    embedded = embed_dataset(dataset, model, context)
-    stages = embed_dataset(dataset, model, context, output="stages")
-    assert passes == [6]  # the 6 readable images, once
+    one_pass = model.embed_in_one_pass
+    monkeypatch.setattr(model, "embed_in_one_pass",
+                        lambda chips, outputs: passes.append((len(chips), tuple(outputs))) or one_pass(chips, outputs))
+    assert pipeline.shared_outputs(model) == ("embedding", "stages", "backbone")
+    shared = {output: embed_dataset(dataset, model, context, output=output).embeddings
+              for output in ("embedding", "stages", "backbone")}
+    assert passes == [(6, ("embedding", "stages", "backbone"))]  # the 6 readable images, once
     apart = RunContext(tmp_path / "apart", workers=1, progress=False)
-    monkeypatch.setattr(pipeline, "PAIRED_OUTPUTS", {})
-    np.testing.assert_array_equal(embedded.embeddings, embed_dataset(dataset, model, apart).embeddings)
-    np.testing.assert_array_equal(stages.embeddings, embed_dataset(dataset, model, apart, output="stages").embeddings)
-    assert passes == [6]
+    monkeypatch.setattr(pipeline, "shared_outputs", lambda model: ())
+    for output, rows in shared.items():
+        np.testing.assert_array_equal(rows, embed_dataset(dataset, model, apart, output=output).embeddings)
+    assert len(passes) == 1
 
 
 def test_interrupted_run_resumes(messy_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

@@ -279,8 +279,21 @@ def has_stages(model: RecognitionModel) -> bool:
     return isinstance(model, TorchRecognitionModel) and bool(model.network.stage_widths)
 
 
-#: Outputs computed together in one forward pass (:meth:`TorchRecognitionModel.embed_with_stages`).
-PAIRED_OUTPUTS = {"embedding": "stages", "stages": "embedding"}
+#: The largest flattened backbone output (floats per image) that joins the shared pass: dlib-resnet's 256 and
+#: mobilefacenet-512's 512 do (1-2 KB a row, next to its embedding); a backbone that ends in a whole feature map
+#: (iresnet's 25,088 floats, 100 KB a row) is computed only when a method asks for it.
+SHARED_BACKBONE_MAX = 4096
+
+
+def shared_outputs(model: RecognitionModel) -> tuple[str, ...]:
+    """The outputs of ``model`` made together, in one forward pass, whenever one of them is needed
+    (:meth:`~fiqa_bench.recognition.base.TorchRecognitionModel.embed_in_one_pass`): the embedding, the stage
+    features (SDD-FIQA, PCNet, CR-FIQA, FaceQnet read them) and a small backbone output (SER-FIQ, PFE, feature
+    norm read it), so that a study of many methods runs the network over its chips once."""
+    if not isinstance(model, TorchRecognitionModel):
+        return ()
+    return ("embedding", *(("stages",) if has_stages(model) else ()),
+            *(("backbone",) if model.network.backbone_dim <= SHARED_BACKBONE_MAX else ()))
 
 
 def embed_dataset(
@@ -298,11 +311,11 @@ def embed_dataset(
             output averaged over space, concatenated; what SDD-FIQA's head
             mode reads; see ``TorchRecognitionModel.stage_features``).
 
-    For a PyTorch model split into stages, the embedding and the stage
-    features come from one forward pass
-    (:meth:`~fiqa_bench.recognition.base.TorchRecognitionModel.embed_with_stages`,
-    the same numbers as two passes) and each is stored, so that asking for
-    the other output next finds it cached.
+    For a PyTorch model, the outputs of :func:`shared_outputs` come from one
+    forward pass
+    (:meth:`~fiqa_bench.recognition.base.TorchRecognitionModel.embed_in_one_pass`,
+    the same numbers as separate passes) and each is stored, so that asking
+    for another of them next finds it cached.
     """
     settings = context.alignment
     template = get_template(model.card.template)
@@ -316,19 +329,23 @@ def embed_dataset(
         faces, chips = ensure_chips(paths, keys, template, context)
         bar = tqdm(total=len(todo), desc=f"{output} ({model.card.name}, unique files)", unit="img",
                    disable=not context.progress, file=sys.stderr)
-        paired = PAIRED_OUTPUTS.get(output) if has_stages(model) else None
-        other_store = output_store(context, model, paired) if paired else None
-        dims = (output_function(model, "embedding")[1], output_function(model, "stages")[1]) if paired else ()
+        shared = shared_outputs(model)
+        others = [o for o in shared if o != output] if output in shared else []
+        other_stores = {o: output_store(context, model, o) for o in others}
         for chunk_keys in _chunks(todo, CHUNK):
-            if other_store is None:
+            if not others:
                 (rows,) = embed_chunk(chunk_keys, faces, chips, lambda c: (compute(c),), (dim,))
-            else:  # the embedding and the stage features share one forward pass; each goes to its store
-                embedding, stages = embed_chunk(chunk_keys, faces, chips, model.embed_with_stages, dims)
-                rows, other = (embedding, stages) if output == "embedding" else (stages, embedding)
-                lacking = set(other_store.missing(chunk_keys))
-                kept = [i for i, k in enumerate(chunk_keys) if k in lacking]
-                if kept:
-                    other_store.put([chunk_keys[i] for i in kept], {"embedding": other[kept]})
+            else:  # the shared outputs come from one forward pass; each goes to its store
+                names = [output, *others]
+                arrays = embed_chunk(chunk_keys, faces, chips,
+                                     lambda c: tuple(model.embed_in_one_pass(c, names).values()),
+                                     tuple(output_function(model, o)[1] for o in names))
+                rows = arrays[0]
+                for name, other in zip(others, arrays[1:]):
+                    lacking = set(other_stores[name].missing(chunk_keys))
+                    kept = [i for i, k in enumerate(chunk_keys) if k in lacking]
+                    if kept:
+                        other_stores[name].put([chunk_keys[i] for i in kept], {"embedding": other[kept]})
             store.put(chunk_keys, {"embedding": rows})
             bar.update(len(chunk_keys))
         bar.close()

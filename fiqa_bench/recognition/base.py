@@ -19,7 +19,7 @@ import hashlib
 import weakref
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -246,29 +246,46 @@ class TorchRecognitionModel(RecognitionModel):
 
         return self._run(chips, pooled, width)
 
-    def embed_with_stages(self, chips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`embed` and :meth:`stage_features` of the same chips, from one forward pass.
+    def embed_in_one_pass(self, chips: np.ndarray, outputs: Sequence[str]) -> dict[str, np.ndarray]:
+        """:meth:`embed`, :meth:`stage_features` and :meth:`backbone_features` of the same chips, those named in
+        ``outputs`` (``"embedding"``, ``"stages"``, ``"backbone"``), from one forward pass.
 
-        A forward hook on each module of ``network.stage_end_modules()`` averages its output over space
-        as :meth:`embed`'s pass computes it, before any later module runs: the numbers of the two separate
-        passes, bit for bit (tested), in the time of one.
+        Forward hooks see what :meth:`embed`'s pass computes: on each module of
+        ``network.stage_end_modules()`` (averaged over space) and on ``network.backbone`` (flattened), before
+        any later module runs: the numbers of separate passes, bit for bit (tested), in the time of one.
         """
+        unknown = sorted(set(outputs) - {"embedding", "stages", "backbone"})
+        if unknown:
+            raise ValueError(f"no output {', '.join(unknown)}; one pass gives embedding, stages and backbone")
         width = sum(self.network.stage_widths)
-        if not width:
+        if "stages" in outputs and not width:
             raise NotImplementedError(f"{self.card.name}: its network does not expose stage outputs")
         pooled: list[list[torch.Tensor]] = [[] for _ in self.network.stage_widths]
+        backbone: list[torch.Tensor] = []
 
         def keep(stage: int) -> Callable[[nn.Module, object, torch.Tensor], None]:
             def hook(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
                 pooled[stage].append(output.mean(dim=(2, 3)).float().cpu())
             return hook
 
-        handles = [m.register_forward_hook(keep(k)) for k, m in enumerate(self.network.stage_end_modules())]
+        def keep_backbone(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
+            backbone.append(output.flatten(1).float().cpu())
+
+        handles = []
+        if "stages" in outputs:
+            handles += [m.register_forward_hook(keep(k)) for k, m in enumerate(self.network.stage_end_modules())]
+        if "backbone" in outputs:
+            handles.append(self.network.backbone.register_forward_hook(keep_backbone))
         try:
             embeddings = self.embed(chips)
         finally:
             for handle in handles:
                 handle.remove()
-        if not len(chips):
-            return embeddings, np.zeros((0, width), np.float32)
-        return embeddings, torch.cat([torch.cat(parts) for parts in pooled], dim=1).numpy()
+        out = {"embedding": embeddings}
+        if "stages" in outputs:
+            out["stages"] = (torch.cat([torch.cat(parts) for parts in pooled], dim=1).numpy() if len(chips)
+                             else np.zeros((0, width), np.float32))
+        if "backbone" in outputs:
+            out["backbone"] = (torch.cat(backbone).numpy() if len(chips)
+                               else np.zeros((0, self.network.backbone_dim), np.float32))
+        return {name: out[name] for name in outputs}
