@@ -540,7 +540,36 @@ def learned_checkpoint(
             (:func:`check_trainable`: no identity with two images; pseudo-identities for a method that
             needs people).
     """
-    from fiqa_bench.pipeline.cache import atomic_write
+    plan = _plan(method, settings, trained_on, context)
+    if plan.shipped or plan.path.is_file():
+        return plan.path, not plan.shipped
+    _train_into(plan, method)
+    return plan.path, True
+
+
+def checkpoint_to_train(
+    method: type[LearnedQualityMethod], settings: Mapping[str, Any], trained_on: str, context: RunContext,
+) -> Path | None:
+    """Where :func:`learned_checkpoint` would train now (None: shipped, or already in the cache)."""
+    plan = _plan(method, settings, trained_on, context)
+    return None if plan.shipped or plan.path.is_file() else plan.path
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Which checkpoint a (method, settings, training set) takes, and what training it would need."""
+
+    path: Path
+    shipped: bool
+    objective: Objective | None = None
+    dataset: Dataset | None = None
+    model_name: str = ""
+    model_context: RunContext | None = None
+
+
+def _plan(method: type[LearnedQualityMethod], settings: Mapping[str, Any], trained_on: str,
+          context: RunContext) -> _Plan:
+    """The shipped checkpoint for these settings, or where training would put one (see :func:`learned_checkpoint`)."""
     from fiqa_bench.pipeline.stores import trained_checkpoint
     from fiqa_bench.data import load_dataset
     from fiqa_bench.recognition import canonical_model_name
@@ -560,7 +589,7 @@ def learned_checkpoint(
         at_defaults = all(getattr(objective, f.name) == getattr(defaults, f.name)
                           for f in dataclasses.fields(objective) if f.name not in objective.selectors)
         if at_defaults and shipped.is_file():
-            return shipped, False
+            return _Plan(shipped, True)
     dataset = load_dataset(trained_on, context.data_root, cache_dir=context.cache_dir)
     model_context = context.for_dataset(dataset).for_model(model_name)  # pre-aligned crops: their own detector
     key = sha256_json({"method": objective.method, "settings": objective.settings(), "trained_on": trained_on,
@@ -568,8 +597,15 @@ def learned_checkpoint(
                        "model": context.model(model_name).fingerprint(), "format": CHECKPOINT_FORMAT,
                        "alignment": model_context.alignment.digest()})[:16]
     out = trained_checkpoint(context.cache_dir, objective.stem, model_name, trained_on, key)
-    if out.is_file():
-        return out, True
+    return _Plan(out, False, objective, dataset, model_name, model_context)
+
+
+def _train_into(plan: _Plan, method: type[LearnedQualityMethod]) -> None:
+    """Train ``plan``'s checkpoint (see :func:`learned_checkpoint`)."""
+    from fiqa_bench.pipeline.cache import atomic_write
+
+    objective, dataset, model_name, model_context, out = (plan.objective, plan.dataset, plan.model_name,
+                                                          plan.model_context, plan.path)
     check_trainable(objective, dataset)  # before the folder is made: a refusal leaves nothing behind
     out.parent.mkdir(parents=True, exist_ok=True)
     # Each training writes in a folder of its own, so two processes training the same checkpoint at once
@@ -588,7 +624,6 @@ def learned_checkpoint(
         scratch.replace(out)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return out, True
 
 
 def register_learned(

@@ -43,6 +43,7 @@ import numpy as np
 from fiqa_bench.data import Dataset, DatasetError, Pair, load_dataset
 from fiqa_bench.faces.detector import detector_card
 from fiqa_bench.method import MethodSpec
+from fiqa_bench.method.parallel_training import train_missing
 from fiqa_bench.metrics.thresholds import false_matches_allowed
 from fiqa_bench.pipeline.cache import remove_temporaries, write_text_atomic
 from fiqa_bench.pipeline.context import RunContext
@@ -50,7 +51,8 @@ from fiqa_bench.pipeline.embedding import Embeddings, embed_dataset
 from fiqa_bench.pipeline.hashing import sha256_json
 from fiqa_bench.pipeline.stores import studies_dir
 from fiqa_bench.protocol import Protocol, Request
-from fiqa_bench.protocol.scoring import Entry, Scored, Scoring, entries, file_name, progress, score_spec
+from fiqa_bench.protocol.scoring import (Entry, Scored, Scoring, entries, file_name, head_jobs, progress,
+                                         score_spec)
 from fiqa_bench.protocol.study import PairList, StudyConfig, StudySet, run_studies
 from fiqa_bench.report.plots import plot_evrc
 from fiqa_bench.report.provenance import provenance
@@ -126,6 +128,7 @@ def study(specs: Sequence[MethodSpec], *, protocol: str, dataset: Dataset, conte
     say(f"{protocol}: embedding {len(dataset)} images of {dataset.name} with {deployed_model}")
     deployed_context = context.for_dataset(dataset).for_model(deployed_model)
     emb = embed_dataset(dataset, deployed_context.model(deployed_model), deployed_context)
+    train_missing(head_jobs(rows, dataset, scoring), context, say)  # side by side, before the rows need them
     scored = {}
     for entry in rows:
         say(f"scoring with {entry.label}")

@@ -7,7 +7,8 @@
   the one place that wording lives).  :meth:`Scoring.trained_on` scores every image with heads trained on a
   training set the user chose, refused when that set shares people or image files with the scored one.
 * :func:`score_spec`: one method's scores of every image, cross-fitted as :class:`Scoring` says, trained
-  on first use where no head is shipped.
+  on first use where no head is shipped; :func:`head_jobs`: the heads it will need, for
+  :func:`~fiqa_bench.method.parallel_training.train_missing` to train side by side beforehand.
 * :func:`entries`: the rows of a study (every method on every quality model).
 * :func:`merge_tables`, :func:`file_name`, :func:`progress`: fold tables merged, labels as file names,
   the progress printer.
@@ -27,6 +28,7 @@ import numpy as np
 from fiqa_bench.data import Dataset, DatasetError, load_dataset
 from fiqa_bench.method import MethodSpec, QualityMethod, create_method, method_class, settings_for_model
 from fiqa_bench.method.learned import DEFAULT_TRAINED_ON, LearnedQualityMethod, learned_checkpoint
+from fiqa_bench.method.parallel_training import HeadJob
 from fiqa_bench.pipeline.context import RunContext
 from fiqa_bench.pipeline.scoring import ScoreTable, score_dataset
 
@@ -162,16 +164,15 @@ def score_spec(spec: MethodSpec, dataset: Dataset, scoring: Scoring, context: Ru
     settings, this model and training set (:func:`fiqa_bench.method.learned.learned_checkpoint`), cross-fitted
     or trained on the chosen set as ``scoring`` says (:meth:`Scoring.of`, :meth:`Scoring.trained_on`).
     """
-    settings = spec.settings if spec.weights is not None else settings_for_model(spec.name, spec.settings,
-                                                                                 quality_model)
+    settings = _settings(spec, quality_model)
     scoring_context = context.for_dataset(dataset).for_model(settings.get("model", quality_model))
     cls = method_class(spec.name)
-    if spec.weights is not None or not (isinstance(cls, type) and issubclass(cls, LearnedQualityMethod)):
+    if not _trained_here(spec):
         method = create_method(spec.name, weights=spec.weights, settings=settings)
         table = score_dataset(method, dataset, scoring_context)
         scope = "all images (user checkpoint, no cross-fitting)" if spec.weights is not None else "all images"
         return Scored(table, [_scorer(method, len(table.paths), scope)])
-    folds = scoring.folds or ((dataset, DEFAULT_TRAINED_ON),)
+    folds = _folds(dataset, scoring)
     parts, scorers = [], []
     for part, trained_on in folds:
         checkpoint, trained_here = learned_checkpoint(cls, settings, trained_on, context)
@@ -187,6 +188,29 @@ def score_spec(spec: MethodSpec, dataset: Dataset, scoring: Scoring, context: Ru
         scorers.append(_scorer(method, len(scored.paths), scope + (" (trained here on first use)" if trained_here
                                                                    else "")))
     return Scored(parts[0] if not scoring.folds else merge_tables(parts, dataset.paths), scorers)
+
+
+def _settings(spec: MethodSpec, quality_model: str) -> dict:
+    """The settings ``spec`` is scored with (a method that reads a model reads ``quality_model`` unless named)."""
+    return dict(spec.settings) if spec.weights is not None else settings_for_model(spec.name, spec.settings,
+                                                                                   quality_model)
+
+
+def _trained_here(spec: MethodSpec) -> bool:
+    """Whether ``spec`` is a learned method scored with shipped or trained-on-first-use heads (no ``--weights``)."""
+    cls = method_class(spec.name)
+    return spec.weights is None and isinstance(cls, type) and issubclass(cls, LearnedQualityMethod)
+
+
+def _folds(dataset: Dataset, scoring: Scoring) -> tuple[tuple[Dataset, str], ...]:
+    """(images scored, training set spec) of a learned method: cross-fitted, or all images by one model."""
+    return tuple(scoring.folds) or ((dataset, DEFAULT_TRAINED_ON),)
+
+
+def head_jobs(rows: Sequence[Entry], dataset: Dataset, scoring: Scoring) -> list[HeadJob]:
+    """Every head :func:`score_spec` will load or train for ``rows`` (for :func:`train_missing`)."""
+    return [HeadJob(entry.spec.name, _settings(entry.spec, entry.quality_model), trained_on)
+            for entry in rows if _trained_here(entry.spec) for _, trained_on in _folds(dataset, scoring)]
 
 
 @dataclass(frozen=True)
