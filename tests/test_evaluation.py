@@ -154,3 +154,22 @@ def _counting(function, log: list):
         return function(*args, **kwargs)
 
     return wrapper
+
+
+def test_forked_bootstrap_processes_give_the_same_study(tmp_path, monkeypatch):
+    """Steps computed by two forked processes are the replicates one process computes, and each is kept."""
+    from fiqa_bench.protocol import study as evaluation
+
+    if not evaluation.FORK_AVAILABLE:
+        pytest.skip("fork is not available here: the bootstrap runs in one process")
+    emb, ids, sigma = synthetic(6, people=30, per_person=8)
+    rng = np.random.default_rng(2)
+    measures = {"oracle": -sigma, "random": rng.random(len(sigma))}
+    config = StudyConfig(fmrs=(1e-2,), random_seeds=2, n_boot=7)
+    monkeypatch.setattr(evaluation, "BOOTSTRAP_CHUNK", 2)
+    said: list[str] = []
+    alone = run_studies(measures, emb, ids, config)
+    forked = run_studies(measures, emb, ids, config, said.append, checkpoint_dir=tmp_path, workers=2)
+    assert json.dumps(forked.to_dict(), sort_keys=True) == json.dumps(alone.to_dict(), sort_keys=True)
+    assert any(message.endswith(", 2 processes") for message in said)
+    assert len(list(tmp_path.glob("*.json"))) == 2 + 4  # band seeds + the four steps

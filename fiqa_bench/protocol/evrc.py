@@ -145,7 +145,7 @@ def study(specs: Sequence[MethodSpec], *, protocol: str, dataset: Dataset, conte
                       f"{dropped} pairs left out because an image failed upstream.")
     result = run_studies({label: s.table.quality[keep] for label, s in scored.items()}, emb.embeddings[keep],
                          emb.identities[keep], config, say, checkpoint_dir=studies_dir(context.cache_dir),
-                         pairs=pair_list)
+                         pairs=pair_list, workers=context.workers)
     return EVRCRun(protocol, dataset, rows, deployed_model, emb, scored, result, config, scoring.note, pairs_note)
 
 

@@ -26,15 +26,19 @@ step of the bootstrap (:data:`BOOTSTRAP_CHUNK` resamples) is kept (:class:`fiqa_
 of what it depends on: the band by the embeddings, identities and settings,
 the bootstrap by the qualities as well), so a second run, a run of another
 method on the same data, or a run resumed after an interruption recomputes
-only what is missing, with identical results.
+only what is missing, with identical results.  The bootstrap's steps are
+independent: with ``workers`` > 1 (a run's ``--workers``, by default the CPU
+count) forked processes compute them side by side, the same replicates.
 """
 
 from __future__ import annotations
 
 import hashlib
+import multiprocessing as mp
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 
@@ -264,30 +268,62 @@ BOOTSTRAP_CHUNK = 10
 
 
 def _replicates(comps: Comparisons, qualities: list[np.ndarray], estimates: np.ndarray, config: StudyConfig,
-                store: StepStore, say: Callable[[str], None]) -> BootstrapReplicates:
+                store: StepStore, say: Callable[[str], None], workers: int = 1) -> BootstrapReplicates:
     """Paired identity replicates of every measure's AOC, kept in steps of :data:`BOOTSTRAP_CHUNK`.
 
-    ``estimates`` ``(M, P, F)``: the measures' AOCs on the full data (their EVRC is already done).
+    ``estimates`` ``(M, P, F)``: the measures' AOCs on the full data (their EVRC is already done).  With
+    ``workers`` > 1 the steps not yet kept are computed by that many forked processes (:func:`_forked_steps`);
+    each step is the same computation wherever it runs, so the replicates are the same.
     """
     measures = f"{len(qualities)} measures, paired" if len(qualities) > 1 else "one measure"
+    starts = list(range(0, config.n_boot, BOOTSTRAP_CHUNK))
+    kept = {start: store.get(f"bootstrap-{start}") for start in starts}
+    pending = [start for start in starts if kept[start] is None]
+    workers = min(workers, len(pending)) if FORK_AVAILABLE else 1
     say(f"bootstrap: {config.n_boot} identity resamples x {len(config.fmrs)} FMRs x {len(config.policies)} "
-        f"policies, {measures}")
-    parts, reused = [], 0
-    for start in range(0, config.n_boot, BOOTSTRAP_CHUNK):
-        step = store.get(f"bootstrap-{start}")
-        if step is not None:
-            parts.append(BootstrapReplicates.from_dict(step["replicates"]))
-            reused += 1
-            continue
-        part = bootstrap_replicates(comps, qualities, statistic="aoc", fmrs=config.fmrs, policies=config.policies,
-                                    axis=config.axis, n_boot=min(BOOTSTRAP_CHUNK, config.n_boot - start),
-                                    seed=config.seed, start=start, estimates=estimates,
-                                    min_false_matches=config.min_false_matches)
-        store.put(f"bootstrap-{start}", {"replicates": part.to_dict()})
-        parts.append(part)
+        f"policies, {measures}" + (f", {workers} processes" if workers > 1 else ""))
+    inputs = (comps, qualities, estimates, config)
+    done = _forked_steps(inputs, pending, workers) if workers > 1 else (
+        (start, _bootstrap_step(inputs, start).to_dict()) for start in pending)
+    for start, step in done:
+        kept[start] = {"replicates": step}
+        store.put(f"bootstrap-{start}", kept[start])
+    reused = len(starts) - len(pending)
     if reused:
-        say(f"bootstrap: {reused} of {len(parts)} steps done in an earlier run")
-    return BootstrapReplicates.concatenate(parts)
+        say(f"bootstrap: {reused} of {len(starts)} steps done in an earlier run")
+    return BootstrapReplicates.concatenate([BootstrapReplicates.from_dict(kept[start]["replicates"])
+                                            for start in starts])
+
+
+def _bootstrap_step(inputs: tuple, start: int) -> BootstrapReplicates:
+    """Replicates ``start .. start + BOOTSTRAP_CHUNK - 1`` of the study ``inputs`` describes."""
+    comps, qualities, estimates, config = inputs
+    return bootstrap_replicates(comps, qualities, statistic="aoc", fmrs=config.fmrs, policies=config.policies,
+                                axis=config.axis, n_boot=min(BOOTSTRAP_CHUNK, config.n_boot - start),
+                                seed=config.seed, start=start, estimates=estimates,
+                                min_false_matches=config.min_false_matches)
+
+
+#: Whether bootstrap steps can run in forked processes, which read the parent's comparisons in place (tens of
+#: millions of them; a spawned process would need a copy).  The steps run numpy code only, no BLAS or torch,
+#: so the thread pools a fork does not copy are never needed.
+FORK_AVAILABLE = sys.platform == "linux" and "fork" in mp.get_all_start_methods()
+#: The study a forked bootstrap process reads: set just before the processes are forked, inherited, never pickled.
+_FORK_INPUTS: list[tuple] = []
+
+
+def _forked_step(start: int) -> tuple[int, dict]:
+    return start, _bootstrap_step(_FORK_INPUTS[0], start).to_dict()
+
+
+def _forked_steps(inputs: tuple, starts: list[int], workers: int) -> Iterator[tuple[int, dict]]:
+    """``(start, replicates as a dict)`` of each step, in order, from ``workers`` forked processes."""
+    _FORK_INPUTS[:] = [inputs]
+    try:
+        with mp.get_context("fork").Pool(workers) as pool:
+            yield from pool.imap(_forked_step, starts)
+    finally:
+        _FORK_INPUTS.clear()
 
 
 def run_studies(
@@ -298,6 +334,7 @@ def run_studies(
     progress: Callable[[str], None] | None = None,
     checkpoint_dir: Path | None = None,
     pairs: PairList | None = None,
+    workers: int = 1,
 ) -> StudySet:
     """EVRC, AOC, bootstrap intervals and the shared random band for every quality measure.
 
@@ -311,6 +348,7 @@ def run_studies(
             for reruns and resumption (None: nowhere).
         pairs: compare only these pairs (a pair-list protocol: LFW View 2, an insightface ``.bin``);
             None: every sample with every other.
+        workers: processes for the bootstrap (the same replicates with any number).
     """
     say = progress or (lambda message: None)
     if not measures:
@@ -341,7 +379,7 @@ def run_studies(
         store = StepStore(checkpoint_dir, study_digest(embeddings, identities, qualities, config, pairs))
         estimates = np.array([[[studies[label].aoc[(p, f)] for f in config.fmrs] for p in config.policies]
                               for label in labels])
-        replicates = _replicates(comps, qualities, estimates, config, store, say)
+        replicates = _replicates(comps, qualities, estimates, config, store, say, workers)
         for policy in config.policies:
             for fmr in config.fmrs:
                 for m, label in enumerate(labels):
