@@ -14,7 +14,10 @@ inputs so that a change that slows one down shows in ``--benchmark-compare``:
   comparisons), and a paired bootstrap of 4 quality measures x 10 identity replicates on the same set;
 * one embedding pass of 64 LFW devtest chips through dlib-resnet and mobilefacenet-512;
 * every registered method's scoring of 64 LFW devtest chips (what it reads made from the chips, then
-  its own score), as in ``bench_methods.py``.
+  its own score), as in ``bench_methods.py``;
+* the stages issue 22 changed: a study's bootstrap in one process and in two forked ones, the shared
+  pass (embedding, stage features, backbone output) of 64 chips, and two SDD-FIQA heads trained on LFW
+  devtest one after the other and side by side.
 
 LFW cases read the chips through the user's cache (built on first use, about a minute) and are skipped
 when LFW is absent.
@@ -125,3 +128,65 @@ def test_paired_bootstrap_4000_all_vs_all(benchmark):  # noqa: ANN001
         lambda: bootstrap_replicates(comps, measures, fmrs=(1e-2, 1e-3, 1e-4), policies=("fixed", "recomputed"),
                                      n_boot=10, seed=0), rounds=3, iterations=1)
     assert result.replicates.shape == (10, 4, 2, 3)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_study_bootstrap_steps(benchmark, workers):  # noqa: ANN001
+    """A study's bootstrap (40 replicates in 4 steps, 3 measures) in one process and in two forked ones."""
+    from fiqa_bench.protocol.study import StudyConfig, run_studies
+
+    rng = np.random.default_rng(0)
+    ids = np.repeat(np.arange(400), 10)
+    sigma = rng.uniform(0.2, 1.2, 4000)
+    emb = np.repeat(rng.standard_normal((400, 128)), 10, axis=0) + sigma[:, None] * rng.standard_normal((4000, 128))
+    emb = (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)
+    measures = {"oracle": -sigma, "random": rng.random(4000), "coarse": np.round(-sigma, 1)}
+    config = StudyConfig(random_seeds=1, n_boot=40)
+    result = benchmark.pedantic(lambda: run_studies(measures, emb, ids, config, workers=workers),
+                                rounds=2, iterations=1)
+    assert len(result.studies["oracle"].ci) == len(config.fmrs) * len(config.policies)
+
+
+def test_embedding_stages_and_backbone_in_one_pass(benchmark, lfw_chips):  # noqa: ANN001
+    """The shared pass (embedding, stage features, backbone output) of 64 chips through dlib-resnet: about
+    the time of ``test_embedding_64_chips[dlib-resnet]``, where separate passes took twice that."""
+    from fiqa_bench.pipeline.embedding import dataset_chips
+
+    dataset, context = lfw_chips
+    model = context.model("dlib-resnet")
+    chips = dataset_chips(dataset, model.card.template, context)[0]
+    out = benchmark.pedantic(lambda: model.embed_in_one_pass(chips, ("embedding", "stages", "backbone")),
+                             rounds=5, iterations=1, warmup_rounds=1)
+    assert [len(a) for a in out.values()] == [N_CHIPS] * 3
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_two_heads_trained(benchmark, lfw_chips, workers):  # noqa: ANN001
+    """Two SDD-FIQA heads not shipped (m = 6 and m = 12, K = 1, label seed 7) trained on LFW devtest's cached
+    stage features: one after the other in this process (workers = 1), or side by side (workers = 2).  Each
+    round removes the two checkpoints from the cache first, and the last round's are removed after it."""
+    from fiqa_bench.method import method_class
+    from fiqa_bench.method.learned import learned_checkpoint
+    from fiqa_bench.method.parallel_training import HeadJob, train_missing
+
+    _, context = lfw_chips
+    context = context.but(workers=workers)
+    jobs = [HeadJob("sdd", {"m": str(m), "repetitions": "1", "label_seed": "7"}, "lfw:devtest") for m in (6, 12)]
+    made = []
+
+    def forget() -> None:  # every round trains anew: its checkpoints leave the cache
+        for path in made:
+            path.unlink(missing_ok=True)
+            path.with_suffix(".json").unlink(missing_ok=True)
+        made.clear()
+
+    def train() -> None:
+        if workers > 1:
+            assert train_missing(jobs, context) == len(jobs)
+        for job in jobs:
+            made.append(learned_checkpoint(method_class(job.method), job.settings, job.trained_on, context)[0])
+
+    try:
+        benchmark.pedantic(train, setup=forget, rounds=2, iterations=1)
+    finally:
+        forget()

@@ -48,8 +48,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         "(default: $FIQA_BENCH_DATA or ../shared/datasets)")
     parser.add_argument("--cache-dir", default=None, help="cache folder (default: $FIQA_BENCH_CACHE "
                         "or ~/.cache/fiqa-bench)")
-    parser.add_argument("--workers", type=int, default=None, help="processes for face alignment "
-                        "(default: CPU count)")
+    parser.add_argument("--workers", type=int, default=None, help="processes for face alignment, for the heads a "
+                        "study trains on first use and for its bootstrap (default: CPU count, at most 8)")
     parser.add_argument("--device", default="cpu", help="torch device for recognition models (default cpu)")
     parser.add_argument("--detector", default=None, choices=DETECTORS.names(),
                         help="face detector (default: the recognition model's own: dlib-resnet hog, "

@@ -555,6 +555,33 @@ def checkpoint_to_train(
     return None if plan.shipped or plan.path.is_file() else plan.path
 
 
+def prepare_training(
+    method: type[LearnedQualityMethod], settings: Mapping[str, Any], trained_on: str, context: RunContext,
+) -> bool:
+    """Compute here, into the cache, everything training the checkpoint would read from images, so that another
+    process can train it from the cache alone; False when there is nothing to train (shipped, cached, or not a
+    head: a fine-tuning reads chips through the network itself).
+
+    That is the training set's embeddings and head inputs and, for a :class:`RegressionObjective`, whatever its
+    labels read (FaceQnet's chips, landmarks and other models' embeddings).  Torch's kernels depend on the
+    number of threads (mobilefacenet-512's embeddings of LFW differ by up to 2.5e-7 between one thread and
+    two), so the numbers a run caches must come from one place whoever trains; the training itself gives the
+    same bytes with one thread or two (tested).
+
+    Raises:
+        DatasetError: as :func:`learned_checkpoint`.
+    """
+    plan = _plan(method, settings, trained_on, context)
+    config = TrainConfig(**dict(method.objective.config_defaults))
+    if plan.shipped or plan.path.is_file() or config.mode != "head":
+        return False
+    check_trainable(plan.objective, plan.dataset)
+    data = training_set(plan.dataset, plan.model_name, plan.model_context, config.features)
+    if isinstance(plan.objective, RegressionObjective):
+        plan.objective.labels(data)
+    return True
+
+
 @dataclass(frozen=True)
 class _Plan:
     """Which checkpoint a (method, settings, training set) takes, and what training it would need."""

@@ -30,7 +30,7 @@ MAX_DEFAULT_WORKERS = 8
 
 
 def default_workers() -> int:
-    """Processes for face alignment when none is given: the CPU count, capped at 8."""
+    """Worker processes when none are asked for: the CPU count, capped at 8."""
     return min(os.cpu_count() or 1, MAX_DEFAULT_WORKERS)
 
 
@@ -42,7 +42,8 @@ class RunContext:
         cache_dir: root of the cache (:mod:`fiqa_bench.pipeline.cache`).
         data_root: folder holding the datasets (``lfw/``, ``brisque-live/`` ...).
         alignment: face detection and alignment settings (part of every cache key).
-        workers: processes for face detection and alignment.
+        workers: processes for face detection and alignment, for the heads a study trains on first use
+            (:mod:`~fiqa_bench.method.parallel_training`) and for a study's bootstrap.
         device: torch device for the recognition models the stages build.
         progress: draw progress bars on stderr.
         detector_chosen: whether ``alignment.detector`` holds for the whole run: chosen by the user
