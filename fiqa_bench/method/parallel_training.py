@@ -5,8 +5,8 @@ model) trains each on first use (:func:`~fiqa_bench.method.learned.learned_check
 small network over cached features whose training steps are a few tiny products, dominated by per-step
 overhead: a second torch thread speeds one training up by about 1.4x (18 s against about 25 s for an
 ablation head on 2 cores).  :func:`train_missing` trains the missing heads in ``workers`` spawned
-processes with one torch thread each, before the study scores, while this process computes what the next
-training reads from images (:func:`~fiqa_bench.method.learned.prepare_training`): the same checkpoints,
+processes with one torch thread each, before the study scores, after this process has computed what the
+trainings read from images (:func:`~fiqa_bench.method.learned.prepare_training`): the same checkpoints,
 byte for byte (each is trained by the same :func:`learned_checkpoint` from the same cached numbers and
 written atomically; the tests compare the bytes with an in-process training).
 
@@ -50,8 +50,9 @@ def train_missing(jobs: Sequence[HeadJob], context: RunContext, say: Callable[[s
     """Train the heads of ``jobs`` that are neither shipped nor cached, ``context.workers`` at a time; returns how
     many were trained here (0 when it left them to the caller).
 
-    This process first computes what each training reads from images (:func:`prepare_training`: only cached
-    numbers reach the workers, whatever their thread count), one job ahead of the workers, which train.
+    This process first computes what the trainings read from images (:func:`prepare_training`, once per
+    method, training set and model: the labels of one SDD-FIQA setting read what every other reads), so only
+    cached numbers reach the workers, whatever their thread count; the workers train.
     """
     from fiqa_bench.method import MethodSpec, method_class
     from fiqa_bench.method.distributed import is_distributed
@@ -68,14 +69,16 @@ def train_missing(jobs: Sequence[HeadJob], context: RunContext, say: Callable[[s
         return 0
     say(f"training {len(missing)} heads not shipped or cached, {workers} at a time")
     quiet = context.but(progress=False, workers=1)  # a pool's workers cannot start alignment pools of their own
-    submitted, done = [], 0
+    submitted, prepared, done = [], set(), 0
     with mp.get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
         for job in missing:
-            try:
-                if not _prepared(job, context):
+            group = (job.method, job.trained_on, str(job.settings.get("model", "")))
+            try:  # one job per method, training set and model reads what the others read (SDD's 36 heads: 2)
+                if group not in prepared and not _prepared(job, context):
                     continue
             except Exception:  # noqa: BLE001 - the study meets the same error in-process and reports it
                 continue
+            prepared.add(group)
             submitted.append((job, pool.apply_async(_train, (job, quiet))))
         for job, result in submitted:
             try:
@@ -85,6 +88,8 @@ def train_missing(jobs: Sequence[HeadJob], context: RunContext, say: Callable[[s
             done += 1
             say(f"trained {MethodSpec(job.method, dict(job.settings)).label} on {job.trained_on} "
                 f"({done}/{len(missing)})")
+        pool.close()  # a clean shutdown: terminating (the with-block's exit) would leak the workers' semaphores
+        pool.join()
     return done
 
 

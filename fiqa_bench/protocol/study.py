@@ -322,6 +322,8 @@ def _forked_steps(inputs: tuple, starts: list[int], workers: int) -> Iterator[tu
     try:
         with mp.get_context("fork").Pool(workers) as pool:
             yield from pool.imap(_forked_step, starts)
+            pool.close()  # a clean shutdown; the with-block's exit terminates the workers on an interruption
+            pool.join()
     finally:
         _FORK_INPUTS.clear()
 
