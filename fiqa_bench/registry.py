@@ -244,9 +244,11 @@ class Registry(Generic[T]):
     def add(self, name: str, obj: T, *, description: str, aliases: tuple[str, ...] = ()) -> T:
         """Register ``obj`` under ``name`` (and ``aliases``); returns ``obj``.
 
-        The built-in entries are loaded first, so a plugin cannot take a built-in name.
+        A plugin's first add loads the built-in entries first, so a plugin cannot take a built-in name (a
+        built-in module's own add does not: it may be imported directly, halfway through the package's).
         """
-        self._load()
+        if _LOADING:
+            self._load()
         if not name or not isinstance(name, str):
             raise ValueError(f"{self.kind} name must be a non-empty string, got {name!r}")
         if not description.strip():
