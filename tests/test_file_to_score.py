@@ -67,9 +67,11 @@ def test_a_compare_of_two_methods_hashes_each_image_file_once(small_folder: Path
     digest = AlignmentSettings().digest()
     model = create_model("dlib-resnet").fingerprint()
     assert faces_dir(cache, digest).is_dir() and chips_dir(cache, "raw", "dlib150", digest).is_dir()
-    assert all(output_dir(cache, output, model, digest).is_dir() for output in ("embedding", "stages"))
+    # the backbone output comes with the embedding pass (embedding.shared_outputs), ready for SER-FIQ and PFE
+    assert all(output_dir(cache, output, model, digest).is_dir() for output in ("embedding", "stages", "backbone"))
     assert len(list((cache / "scores").iterdir())) == 2 and studies_dir(cache).is_dir()
-    assert {p.name for p in cache.iterdir()} == {"faces", "chips", "embeddings", "stages", "scores", "studies"}
+    assert {p.name for p in cache.iterdir()} == {"faces", "chips", "embeddings", "stages", "backbone", "scores",
+                                                 "studies"}
 
     # A second run (a new context) reads every file again, once, and finds everything else in the cache.
     hashed.clear()
