@@ -50,6 +50,7 @@ Two training modes:
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterator
 
@@ -57,6 +58,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fiqa_bench.method.dropout_tape import taped_dropout
 from fiqa_bench.recognition.base import TorchEmbeddingNet
 
 
@@ -401,6 +403,7 @@ def train_ensemble(
     initial_output: float = 0.0,
     progress: Callable[[int, float], None] | None = None,
     row_mean: bool = False,
+    tape_dropout: bool = False,
 ) -> tuple[QualityEnsemble, TrainLog]:
     """Train ``config.ensemble`` :class:`QualityHead` s on frozen features ``x`` with ``loss``.
 
@@ -410,7 +413,14 @@ def train_ensemble(
     ``initial_output`` (before the activation).  ``row_mean``: see
     :func:`fit_module` (members are trained one after the other, each
     data-parallel under a process group; every process holds ``x`` whole).
+    ``tape_dropout``: the caller promises that nothing but the heads' dropout
+    draws from torch's default generator while a member trains, so the masks
+    are recorded and replayed (:mod:`~fiqa_bench.method.dropout_tape`: the
+    same masks, drawn once per process); ignored under a process group.
     """
+    from fiqa_bench.method.distributed import is_distributed
+
+    taping = tape_dropout and not is_distributed()
     ensemble = QualityEnsemble(x.shape[1], config.ensemble, config.dropout, config.hidden, activation)
     log = new_log(config)
     for member in range(config.ensemble):
@@ -420,7 +430,8 @@ def train_ensemble(
             head.mean.copy_(x.mean(0))
             head.scale.copy_(x.std(0).clamp_min(1e-6))
             head.out.bias.fill_(initial_output)
-        fit_module(head, list(head.parameters()), batches, loss, config, log, member, progress, row_mean)
+        with taped_dropout(head) if taping else nullcontext():
+            fit_module(head, list(head.parameters()), batches, loss, config, log, member, progress, row_mean)
         ensemble.members[member] = head
     return ensemble.eval(), log
 
@@ -435,7 +446,8 @@ def train_head(
 
     :func:`train_ensemble` with shuffled ``(x, y)`` batches; each output bias
     starts at the median label.  Data-parallel under a ``torch.distributed``
-    group (:func:`fit_module`).
+    group (:func:`fit_module`).  Its batches come from their own generator and
+    its loss draws nothing, so the dropout masks are taped.
     """
     x = check_features(features)
     y = _check_labels(labels, len(x))
@@ -445,7 +457,7 @@ def train_head(
         return [(x[idx], y[idx]) for idx in order.split(config.batch_size)]
 
     return train_ensemble(x, config, batches, huber_loss(config), initial_output=float(y.median()),
-                          progress=progress, row_mean=True)
+                          progress=progress, row_mean=True, tape_dropout=True)
 
 
 def train_full(
