@@ -32,6 +32,7 @@ from fiqa_bench.faces.templates import get_template
 from fiqa_bench.pipeline.hashing import sha256_file
 from fiqa_bench.method import METHODS, MethodCard, QualityMethod
 from fiqa_bench.pipeline.paths import default_data_root
+from fiqa_bench.pipeline.threads import in_threads
 
 MODEL_FILE, RANGE_FILE = "brisque_model_live.yml", "brisque_range_live.yml"
 
@@ -60,7 +61,7 @@ class BRISQUE(QualityMethod):
         get_template(template)
         self.model_file, self.range_file = brisque_files(model_dir)
         self._digests = (sha256_file(self.model_file), sha256_file(self.range_file))
-        self._brisque = cv2.quality.QualityBRISQUE_create(str(self.model_file), str(self.range_file))
+        self._new_brisque()  # fails here, naming the files, if OpenCV cannot read them
         self.card = MethodCard(name="brisque", paper="A. Mittal, A. K. Moorthy, A. C. Bovik, No-Reference Image "
                                "Quality Assessment in the Spatial Domain, IEEE TIP 21(12), 2012",
                                higher_is_better=False, needs=f"chips:{template}", trained=False,
@@ -70,8 +71,17 @@ class BRISQUE(QualityMethod):
         return {"files": self._digests, "opencv": cv2.__version__}
 
     def native_score(self, chips: np.ndarray) -> np.ndarray:
-        return np.array([self._brisque.compute(np.ascontiguousarray(chip[:, :, ::-1]))[0] for chip in chips],
+        """One OpenCV BRISQUE score per chip, computed in threads (:func:`in_threads`; OpenCV releases the GIL)."""
+        return np.concatenate(in_threads(lambda rows: self._scores(chips[rows]), len(chips)))
+
+    def _scores(self, chips: np.ndarray) -> np.ndarray:
+        # an OpenCV quality object keeps its last quality map, so each thread has its own
+        brisque = self._new_brisque()
+        return np.array([brisque.compute(np.ascontiguousarray(chip[:, :, ::-1]))[0] for chip in chips],
                         dtype=np.float64)
+
+    def _new_brisque(self) -> "cv2.quality.QualityBRISQUE":
+        return cv2.quality.QualityBRISQUE_create(str(self.model_file), str(self.range_file))
 
 
 METHODS.add("brisque", BRISQUE, description="BRISQUE (IEEE TIP 2012), LIVE-trained SVR via OpenCV contrib, "

@@ -69,6 +69,7 @@ from pathlib import Path
 import numpy as np
 from skimage.feature import local_binary_pattern
 
+from fiqa_bench.pipeline.threads import in_threads
 from fiqa_bench.recognition.base import ModelCard, RecognitionModel, check_chips, l2_normalise
 from fiqa_bench.recognition.registry import register_model
 
@@ -99,15 +100,20 @@ def to_grey(chips: np.ndarray) -> np.ndarray:
 def lbp_codes(grey: np.ndarray, radius: int = DEFAULT_RADIUS) -> np.ndarray:
     """``nri_uniform`` LBP labels (0..58) of uint8 ``(N, H, W)`` images, edge-padded.
 
-    scikit-image's LBP is per-image, so this loops over the batch.
+    scikit-image's LBP is per-image, so this loops over the batch, in threads (:func:`in_threads`:
+    scikit-image releases the GIL).
     """
     if grey.ndim != 3 or grey.dtype != np.uint8:
         raise ValueError(f"grey must be uint8 (N, H, W), got {grey.dtype} {grey.shape}")
     padded = np.pad(grey, ((0, 0), (radius, radius), (radius, radius)), mode="edge")
     codes = np.empty(grey.shape, np.int64)
-    for i, image in enumerate(padded):
-        full = local_binary_pattern(image, POINTS, radius, method="nri_uniform")
-        codes[i] = full[radius:-radius, radius:-radius]
+
+    def fill(rows: slice) -> None:
+        for i in range(*rows.indices(len(codes))):
+            full = local_binary_pattern(padded[i], POINTS, radius, method="nri_uniform")
+            codes[i] = full[radius:-radius, radius:-radius]
+
+    in_threads(fill, len(codes))
     return codes
 
 
