@@ -56,3 +56,25 @@ def test_a_failing_training_is_left_to_the_study(small_folder: Path, tmp_path: P
     assert target is not None and not list(target.parent.glob(f".{target.name}*"))
     with pytest.raises(DatasetError, match="two or more images"):
         learned_checkpoint(method_class("sdd"), bad.settings, bad.trained_on, context)
+
+
+def test_a_study_reads_each_training_set_once(small_folder: Path, tmp_path: Path, monkeypatch):
+    """Inside ``training_sets_read_once`` every plan of one training set shares one load and one identity, and
+    plans the same checkpoint as outside; outside, each plan reads the files afresh (they may have changed)."""
+    import fiqa_bench.data
+    from fiqa_bench.method.learned import training_sets_read_once
+
+    loads: list[str] = []
+    real = fiqa_bench.data.load_dataset
+    monkeypatch.setattr(fiqa_bench.data, "load_dataset", lambda spec, *a, **k: loads.append(spec) or real(spec, *a, **k))
+    context = RunContext(tmp_path / "c", workers=1, progress=False)
+    spec, sdd = f"folder:{small_folder}", method_class("sdd")
+    settings = [{"m": "2", "repetitions": "1"}, {"m": "3", "repetitions": "1"}, {"variant": "neg-only"}]
+    apart = [checkpoint_to_train(sdd, s, spec, context) for s in settings]
+    assert len(loads) == 3
+    with training_sets_read_once():
+        with training_sets_read_once():  # nested: the outer block remembers
+            together = [checkpoint_to_train(sdd, s, spec, context) for s in settings + settings]
+    assert len(loads) == 4 and together == apart + apart and len(set(apart)) == 3
+    checkpoint_to_train(sdd, settings[0], spec, context)
+    assert len(loads) == 5

@@ -43,6 +43,7 @@ import numpy as np
 from fiqa_bench.data import Dataset, DatasetError, Pair, load_dataset
 from fiqa_bench.faces.detector import detector_card
 from fiqa_bench.method import MethodSpec
+from fiqa_bench.method.learned import training_sets_read_once
 from fiqa_bench.method.parallel_training import train_missing
 from fiqa_bench.metrics.thresholds import false_matches_allowed
 from fiqa_bench.pipeline.cache import remove_temporaries, write_text_atomic
@@ -128,13 +129,14 @@ def study(specs: Sequence[MethodSpec], *, protocol: str, dataset: Dataset, conte
     say(f"{protocol}: embedding {len(dataset)} images of {dataset.name} with {deployed_model}")
     deployed_context = context.for_dataset(dataset).for_model(deployed_model)
     emb = embed_dataset(dataset, deployed_context.model(deployed_model), deployed_context)
-    train_missing(head_jobs(rows, dataset, scoring), context, say)  # side by side, before the rows need them
     scored = {}
-    for entry in rows:
-        say(f"scoring with {entry.label}")
-        scored[entry.label] = score_spec(entry.spec, dataset, scoring, context, entry.quality_model)
-        if list(scored[entry.label].table.paths) != list(emb.paths):
-            raise RuntimeError("internal error: score rows do not follow the dataset order")
+    with training_sets_read_once():  # each head is planned when trained and again when scored
+        train_missing(head_jobs(rows, dataset, scoring), context, say)  # side by side, before the rows need them
+        for entry in rows:
+            say(f"scoring with {entry.label}")
+            scored[entry.label] = score_spec(entry.spec, dataset, scoring, context, entry.quality_model)
+            if list(scored[entry.label].table.paths) != list(emb.paths):
+                raise RuntimeError("internal error: score rows do not follow the dataset order")
     keep = ~emb.failed
     pair_list, pairs_note = None, ""
     if pairs is not None:
