@@ -16,8 +16,9 @@ inputs so that a change that slows one down shows in ``--benchmark-compare``:
 * every registered method's scoring of 64 LFW devtest chips (what it reads made from the chips, then
   its own score), as in ``bench_methods.py``;
 * the stages issue 22 changed: a study's bootstrap in one process and in two forked ones, the shared
-  pass (embedding, stage features, backbone output) of 64 chips, and two SDD-FIQA heads trained on LFW
-  devtest one after the other and side by side.
+  pass (embedding, stage features, backbone output) of 64 chips, two SDD-FIQA heads trained on LFW
+  devtest one after the other and side by side, a head's training with its dropout masks drawn or
+  replayed, and BRISQUE in one thread or two.
 
 LFW cases read the chips through the user's cache (built on first use, about a minute) and are skipped
 when LFW is absent.
@@ -190,3 +191,47 @@ def test_two_heads_trained(benchmark, lfw_chips, workers):  # noqa: ANN001
         benchmark.pedantic(train, setup=forget, rounds=2, iterations=1)
     finally:
         forget()
+
+
+@pytest.mark.parametrize("masks", ["drawn", "replayed"])
+def test_head_training_dropout_masks(benchmark, masks):  # noqa: ANN001
+    """One SDD-FIQA-sized head member (736 features, 256 hidden units, batches of 64) trained for 3 epochs
+    on 4,000 synthetic rows with one torch thread: every dropout mask drawn, or replayed from the tape the
+    same start recorded (:mod:`fiqa_bench.method.dropout_tape`)."""
+    import torch
+
+    from fiqa_bench.method import dropout_tape
+    from fiqa_bench.method.training import TrainConfig, train_head
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(4000, 736)).astype(np.float32), rng.uniform(0, 100, 4000)
+    config = TrainConfig(epochs=3, ensemble=1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+
+    def start() -> None:
+        if masks == "drawn":
+            dropout_tape._TAPES.clear()
+        torch.manual_seed(0)
+
+    try:
+        start()
+        train_head(x, y, config)  # records the tape the replayed rounds read
+        benchmark.pedantic(lambda: train_head(x, y, config), setup=start, rounds=3, iterations=1)
+    finally:
+        torch.set_num_threads(threads)
+        dropout_tape._TAPES.clear()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_brisque_64_chips_in_threads(benchmark, lfw_chips, threads, monkeypatch):  # noqa: ANN001
+    """BRISQUE on 64 LFW dlib150 chips with one thread or two (:func:`fiqa_bench.pipeline.threads.in_threads`)."""
+    from fiqa_bench.pipeline import threads as row_threads
+    from fiqa_bench.pipeline.scoring import method_inputs
+
+    monkeypatch.setattr(row_threads, "default_workers", lambda: threads)
+    dataset, context = lfw_chips
+    method = create_method("brisque")
+    chips = method_inputs(method.card.needs, dataset, context)[0]
+    scores = benchmark.pedantic(lambda: method.native_score(chips), rounds=3, iterations=1, warmup_rounds=1)
+    assert np.isfinite(scores).all()

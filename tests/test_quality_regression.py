@@ -35,19 +35,50 @@ def test_head_learns_a_nonlinear_quality():
     assert np.array_equal(predict_head(again, test), predict_head(head, test))  # deterministic
 
 
-def test_foreach_adam_takes_the_default_loops_steps(monkeypatch: pytest.MonkeyPatch):
-    """Training uses Adam(foreach=True) for speed; on the CPU it runs the default loop's per-tensor kernels, so
-    the trained weights are the same bits (the shipped heads were trained with the default loop)."""
+@pytest.mark.parametrize("foreach", [False, True])
+def test_lean_adam_trains_the_heads_torch_adam_trains(monkeypatch: pytest.MonkeyPatch, foreach: bool):
+    """Training uses LeanAdam for speed; it must give the bits of torch's Adam, with the default per-tensor
+    loop (which trained the shipped heads) and with foreach, over whole trainings with dropout taped."""
+    from fiqa_bench.method import training
+
     rng = np.random.default_rng(3)
     features = rng.normal(size=(600, 16)).astype(np.float32)
     labels = features[:, 0] - 0.5 * features[:, 1] ** 2
     config = TrainConfig(epochs=3, hidden=32, seed=4, ensemble=2)
     fast, _ = train_head(features, labels, config)
-    adam = torch.optim.Adam
-    monkeypatch.setattr(torch.optim, "Adam", lambda params, **kw: adam(params, **{**kw, "foreach": False}))
-    default, _ = train_head(features, labels, config)
-    for (name, a), (_, b) in zip(fast.state_dict().items(), default.state_dict().items()):
+    monkeypatch.setattr(training, "LeanAdam", lambda params, lr, weight_decay: torch.optim.Adam(
+        params, lr=lr, weight_decay=weight_decay, foreach=foreach))
+    reference, _ = train_head(features, labels, config)
+    for (name, a), (_, b) in zip(fast.state_dict().items(), reference.state_dict().items()):
         assert torch.equal(a, b), name
+
+
+def test_lean_adam_steps_are_torch_adams():
+    """Step by step against torch.optim.Adam: a learning rate changed between steps, weight decay, a parameter
+    without a gradient at some steps, and an SDD-FIQA-sized matrix (vectorised and scalar kernel paths)."""
+    from fiqa_bench.method.adam import LeanAdam
+
+    shapes = [(256, 736), (256,), (1, 256), (1,), (3, 5)]
+    gen = torch.Generator().manual_seed(0)
+    start = [torch.randn(shape, generator=gen) for shape in shapes]
+    ours = [torch.nn.Parameter(t.clone()) for t in start]
+    theirs = [torch.nn.Parameter(t.clone()) for t in start]
+    lean = LeanAdam(ours, lr=1e-3, weight_decay=5e-4)
+    adam = torch.optim.Adam(theirs, lr=1e-3, weight_decay=5e-4, foreach=True)
+    for step in range(12):
+        grads = [torch.randn(shape, generator=gen) * 10 ** (step % 3 - 1) for shape in shapes]
+        for group, lr in ((lean.param_groups[0], 1e-3 * 0.5 ** (step // 4)), (adam.param_groups[0], None)):
+            group["lr"] = lr if lr is not None else lean.param_groups[0]["lr"]
+        lean.zero_grad()
+        adam.zero_grad()
+        for i, g in enumerate(grads):
+            if i == 4 and step % 3 == 1:
+                continue  # no gradient this step: left alone, its step count waits
+            ours[i].grad, theirs[i].grad = g.clone(), g.clone()
+        lean.step()
+        adam.step()
+        for i, (a, b) in enumerate(zip(ours, theirs)):
+            assert torch.equal(a, b), (step, shapes[i])
 
 
 def test_paper_head_is_linear_and_robust_to_outlying_labels():

@@ -58,6 +58,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fiqa_bench.method.adam import LeanAdam
 from fiqa_bench.method.dropout_tape import taped_dropout
 from fiqa_bench.recognition.base import TorchEmbeddingNet
 
@@ -288,7 +289,7 @@ def fit_module(
 
 
 def _scheduled_epochs(parameters: list[nn.Parameter], config: TrainConfig,
-                      member: int) -> Iterator[tuple[int, float, torch.optim.Optimizer, torch.Generator]]:
+                      member: int) -> Iterator[tuple[int, float, LeanAdam, torch.Generator]]:
     """The schedule both training loops follow: per epoch ``(epoch, lr, optimiser, generator)``.
 
     One Adam on ``parameters`` (``config``'s schedule: learning rate and weight decay), its
@@ -296,9 +297,10 @@ def _scheduled_epochs(parameters: list[nn.Parameter], config: TrainConfig,
     generator seeded ``config.seed + member`` for all epochs.
     """
     schedule = SCHEDULES[config.schedule]
-    # foreach: one call per step for all tensors instead of a Python loop over them; on the CPU it runs the
-    # same per-tensor kernels, so the steps are those of the default loop bit for bit (tested), 20% faster
-    optimiser = torch.optim.Adam(parameters, lr=schedule.lr, weight_decay=schedule.weight_decay, foreach=True)
+    # torch.optim.Adam(foreach=True)'s arithmetic without its per-step Python bookkeeping: the same bits
+    # (tested), a quarter of the optimiser's time saved; foreach itself runs the same per-tensor kernels as
+    # torch's default loop on the CPU, so those steps too are the same bit for bit (tested)
+    optimiser = LeanAdam(parameters, lr=schedule.lr, weight_decay=schedule.weight_decay)
     gen = torch.Generator().manual_seed(config.seed + member)
     for epoch in range(config.epochs):
         lr = schedule.lr_at(epoch)
