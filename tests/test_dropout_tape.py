@@ -102,6 +102,10 @@ def test_another_draw_drops_a_recording_and_stops_a_replay():
         with dropout_tape.taped_dropout(model):
             _loop(model, 5, foreign_draw_at=2)
     assert type(model[1]) is nn.Dropout  # put back, even after an error
+    torch.manual_seed(3)
+    with dropout_tape.taped_dropout(model):
+        model.eval()
+    assert not model[1].training  # in the mode the block left the model in
 
 
 def test_models_without_exactly_one_plain_dropout_are_left_alone():

@@ -162,6 +162,7 @@ def taped_dropout(model: nn.Module) -> Iterator[None]:
         completed = True
     finally:
         taped.finish()  # also after an error: the generator is left where drawing would have left it
+        original.train(taped.training)  # the mode the training left the model in (fit_module ends in eval)
         setattr(parent, name, original)
     if completed and not replaying and tape.end is not None:
         _keep(key, tape)
