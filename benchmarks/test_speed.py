@@ -18,7 +18,7 @@ inputs so that a change that slows one down shows in ``--benchmark-compare``:
 * the stages issue 22 changed: a study's bootstrap in one process and in two forked ones, the shared
   pass (embedding, stage features, backbone output) of 64 chips, two SDD-FIQA heads trained on LFW
   devtest one after the other and side by side, a head's training with its dropout masks drawn or
-  replayed, and BRISQUE in one thread or two.
+  replayed and with torch's Adam or LeanAdam, and BRISQUE in one thread or two.
 
 LFW cases read the chips through the user's cache (built on first use, about a minute) and are skipped
 when LFW is absent.
@@ -133,7 +133,8 @@ def test_paired_bootstrap_4000_all_vs_all(benchmark):  # noqa: ANN001
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_study_bootstrap_steps(benchmark, workers):  # noqa: ANN001
-    """A study's bootstrap (40 replicates in 4 steps, 3 measures) in one process and in two forked ones."""
+    """A study (random band of 2 seeds, bootstrap of 40 replicates in 4 steps, 3 measures) with its bootstrap in
+    one process and in two forked ones."""
     from fiqa_bench.protocol.study import StudyConfig, run_studies
 
     rng = np.random.default_rng(0)
@@ -142,7 +143,7 @@ def test_study_bootstrap_steps(benchmark, workers):  # noqa: ANN001
     emb = np.repeat(rng.standard_normal((400, 128)), 10, axis=0) + sigma[:, None] * rng.standard_normal((4000, 128))
     emb = (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)
     measures = {"oracle": -sigma, "random": rng.random(4000), "coarse": np.round(-sigma, 1)}
-    config = StudyConfig(random_seeds=1, n_boot=40)
+    config = StudyConfig(random_seeds=2, n_boot=40)
     result = benchmark.pedantic(lambda: run_studies(measures, emb, ids, config, workers=workers),
                                 rounds=2, iterations=1)
     assert len(result.studies["oracle"].ci) == len(config.fmrs) * len(config.policies)
@@ -193,16 +194,22 @@ def test_two_heads_trained(benchmark, lfw_chips, workers):  # noqa: ANN001
         forget()
 
 
+@pytest.mark.parametrize("optimiser", ["torch-adam", "lean-adam"])
 @pytest.mark.parametrize("masks", ["drawn", "replayed"])
-def test_head_training_dropout_masks(benchmark, masks):  # noqa: ANN001
+def test_head_training(benchmark, masks, optimiser, monkeypatch):  # noqa: ANN001
     """One SDD-FIQA-sized head member (736 features, 256 hidden units, batches of 64) trained for 3 epochs
-    on 4,000 synthetic rows with one torch thread: every dropout mask drawn, or replayed from the tape the
-    same start recorded (:mod:`fiqa_bench.method.dropout_tape`)."""
+    on 4,000 synthetic rows with one torch thread: every dropout mask drawn (and recorded, as by the first
+    training from a start), or replayed from the tape that start recorded
+    (:mod:`fiqa_bench.method.dropout_tape`); torch's Adam (foreach) or LeanAdam, which gives the same bits
+    (:mod:`fiqa_bench.method.adam`)."""
     import torch
 
-    from fiqa_bench.method import dropout_tape
+    from fiqa_bench.method import dropout_tape, training
     from fiqa_bench.method.training import TrainConfig, train_head
 
+    if optimiser == "torch-adam":
+        monkeypatch.setattr(training, "LeanAdam", lambda params, lr, weight_decay: torch.optim.Adam(
+            params, lr=lr, weight_decay=weight_decay, foreach=True))
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(4000, 736)).astype(np.float32), rng.uniform(0, 100, 4000)
     config = TrainConfig(epochs=3, ensemble=1)
