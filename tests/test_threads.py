@@ -18,10 +18,10 @@ from fiqa_bench.recognition import lbp
 from conftest import random_texture
 
 
-@pytest.mark.parametrize("n, parts", [(0, 1), (1, 1), (10, 3), (100, 7), (17, 17)])
-def test_row_ranges_cover_the_rows_in_order_evenly(n, parts):
-    ranges = threads.row_ranges(n, parts)
-    assert len(ranges) == parts
+@pytest.mark.parametrize("n, threads_asked, parts", [(0, 4, 1), (1, 4, 1), (40, 4, 2), (100, 7, 6), (170, 17, 10)])
+def test_in_threads_cuts_the_rows_in_order_evenly(n, threads_asked, parts):
+    ranges = threads.in_threads(lambda rows: rows, n, threads=threads_asked)
+    assert len(ranges) == parts  # at least MIN_ROWS_PER_THREAD rows per thread
     assert [i for r in ranges for i in range(n)[r]] == list(range(n))
     sizes = [r.stop - r.start for r in ranges]
     assert max(sizes) - min(sizes) <= 1

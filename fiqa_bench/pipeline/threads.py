@@ -13,20 +13,12 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, TypeVar
 
-import numpy as np
-
 from fiqa_bench.pipeline.context import default_workers
 
 T = TypeVar("T")
 
 #: Fewer rows than this per thread are not worth a thread.
 MIN_ROWS_PER_THREAD = 16
-
-
-def row_ranges(n: int, parts: int) -> list[slice]:
-    """``parts`` contiguous slices covering ``range(n)`` in order, sizes differing by at most one."""
-    bounds = np.linspace(0, n, max(1, parts) + 1).round().astype(int)
-    return [slice(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
 def in_threads(work: Callable[[slice], T], n: int, threads: int | None = None) -> list[T]:
@@ -36,8 +28,10 @@ def in_threads(work: Callable[[slice], T], n: int, threads: int | None = None) -
     output).  ``threads`` defaults to the CPU count, at most 8 (:func:`default_workers`); inputs with fewer
     than :data:`MIN_ROWS_PER_THREAD` rows per thread use fewer threads, one range running inline.
     """
+    from fiqa_bench.method.distributed import shard_range  # the one way to cut rows into contiguous shares
+
     parts = max(1, min(threads or default_workers(), n // MIN_ROWS_PER_THREAD))
-    ranges = row_ranges(n, parts)
+    ranges = [slice(*shard_range(n, part, parts, align=1)) for part in range(parts)]
     if parts == 1:
         return [work(ranges[0])]
     with ThreadPoolExecutor(parts, thread_name_prefix="fiqa-rows") as pool:
