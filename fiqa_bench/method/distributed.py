@@ -54,6 +54,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from fiqa_bench.method.dropout_tape import cpu_dropout_draw
+
 if TYPE_CHECKING:
     from fiqa_bench.pipeline.context import RunContext
     from fiqa_bench.data import Dataset
@@ -429,7 +431,7 @@ class _BatchShardDropout(nn.Module):
             return x * torch.zeros((), dtype=x.dtype, device=x.device)
         shape = (n, *x.shape[1:])
         if x.device.type == "cpu":
-            noise = torch.empty(shape, dtype=x.dtype).bernoulli_(1.0 - self.p).div_(1.0 - self.p)
+            noise = cpu_dropout_draw(shape, 1.0 - self.p, x.dtype).div_(1.0 - self.p)
         else:
             noise = torch.native_dropout(torch.ones(shape, dtype=x.dtype, device=x.device), self.p, True)[0]
         return x * noise[lo:hi]

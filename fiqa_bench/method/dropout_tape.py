@@ -62,9 +62,10 @@ def _state() -> bytes:
     return torch.get_rng_state().numpy().tobytes()
 
 
-def _draw(shape: tuple[int, ...], keep: float) -> torch.Tensor:
-    """One mask as ``F.dropout`` draws it on the CPU (0.0 or 1.0 per value), from the default generator."""
-    return torch.empty(shape).bernoulli_(keep)
+def cpu_dropout_draw(shape: tuple[int, ...], keep: float, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """One mask as ``F.dropout`` draws it on the CPU, from the default generator: 1.0 with probability ``keep``
+    (``1 - p``), else 0.0; ``F.dropout`` then divides it by ``keep`` and multiplies the input by it."""
+    return torch.empty(shape, dtype=dtype).bernoulli_(keep)
 
 
 class _TapedDropout(nn.Module):
@@ -94,11 +95,11 @@ class _TapedDropout(nn.Module):
                 mask = torch.from_numpy(bits.reshape(shape).astype(np.float32))
             else:
                 self.leave_tape()
-                mask = _draw(shape, 1.0 - self.p)
+                mask = cpu_dropout_draw(shape, 1.0 - self.p)
         else:
             if self.valid and _state() != self.expected:
                 self.valid = False
-            mask = _draw(shape, 1.0 - self.p)
+            mask = cpu_dropout_draw(shape, 1.0 - self.p)
             if self.valid:
                 self.tape.shapes.append(shape)
                 self.tape.bits.append(np.packbits(mask.numpy().astype(bool).ravel()))
@@ -110,7 +111,7 @@ class _TapedDropout(nn.Module):
         """Draw from here on: rewind the generator to the start and draw the masks replayed so far."""
         torch.set_rng_state(torch.frombuffer(bytearray(self.tape.start), dtype=torch.uint8))
         for shape in self.tape.shapes[: self.calls]:
-            _draw(shape, 1.0 - self.p)
+            cpu_dropout_draw(shape, 1.0 - self.p)
         self.replaying = False
         self.valid = False  # this training's tail is not recorded
 
